@@ -1,0 +1,331 @@
+"""The guest agent: the terminal's mobility stack as one daemon (patent Fig. 5, units 22-25).
+
+Composition only: the visited link (LinkNode: AF_PACKET + NdHost), the Mobile IPv6 unit
+(MobileNode, BUL table 210), the IPv6 packet processing unit (GuestDataPlane, send routine 100
+and receive routine 120) and `hoa0`. BA routine 60/70 lives in `on_mobility_event`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections import Counter
+from ipaddress import IPv6Address, IPv6Network
+from typing import Any
+
+from guest_agent.config import AgentConfig
+from guest_agent.dataplane import GuestDataPlane
+from netstack.mobility.constants import MobilityTimers
+from netstack.mobility.events import (
+    BindingAccepted,
+    BindingDeregistered,
+    BindingExpired,
+    BindingRefused,
+    ReturnedHome,
+)
+from netstack.mobility.mobile_node import MobileNode
+from netstack.nd.config import NdConfig
+from netstack.nd.events import (
+    AddressExpired,
+    AddressReady,
+    MovementDetected,
+    RouterChanged,
+)
+from netstack.nd.host import NdHost
+from netstack.runtime.afpacket import PacketLink
+from netstack.runtime.link_node import LinkNode
+from netstack.runtime.linkconfig import LinkMonitor, configure_link, link_is_up
+from netstack.runtime.loop import NodeLoop
+from netstack.runtime.tun import TunDevice
+from netstack.wire.errors import ParseError
+from netstack.wire.mh import BindingAck, BindingError, BindingRefreshRequest
+from netstack.wire.mh_codec import build_mobility_packet, decode_mobility_packet
+
+log = logging.getLogger("guest_agent")
+
+_ETHERTYPE_IPV6 = b"\x86\xdd"
+_MOBILITY_CHAIN = frozenset((0, 43, 60, 135))  # HbH, Routing (RH2), Dest Opts (HAO), MH
+_ND_ICMP_TYPES = frozenset((133, 134, 135, 136, 137))
+
+
+class GuestAgent:
+    """One mobile node on one visited link, serving the home address on `hoa0`."""
+
+    def __init__(self, config: AgentConfig) -> None:
+        self.config = config
+        self.counters: Counter[str] = Counter()
+        mob = config.mobility
+        self.home_address = mob.home_address
+        self.home_prefix: IPv6Network = mob.home_prefix
+        ifname = config.link.interface
+        if config.link.manage_interface:
+            configure_link(ifname, disable_ipv6=True, offloads_off=True)
+        self.link = PacketLink(ifname)
+        nd = NdHost(self.link.mac, config=NdConfig(optimistic_dad=config.link.optimistic_dad))
+        self.node = LinkNode(self.link, nd, self.counters)
+        self.nd = nd
+        timers = MobilityTimers(
+            initial_bindack_timeout_first_reg=mob.initial_bindack_timeout_first_reg,
+            initial_bindack_timeout=mob.initial_bindack_timeout,
+            max_bindack_timeout=mob.max_bindack_timeout,
+        )
+        self.mobile_node = MobileNode(
+            mob.home_address,
+            mob.home_agent,
+            home_prefix=mob.home_prefix,
+            requested_lifetime=mob.requested_lifetime,
+            timers=timers,
+        )
+        self.dataplane = GuestDataPlane(mob.home_address.packed, self.link.mac, self.counters)
+        self.tun = TunDevice(config.tun.name, config.tun.mtu)
+        self.tun.add_address(mob.home_address, 128)
+        if config.tun.default_route:
+            self.tun.add_route(IPv6Network("::/0"))
+        self.monitor = LinkMonitor(ifname)
+        self.loop: NodeLoop | None = None
+        self.care_of_address: IPv6Address | None = None
+        self.started_at = time.monotonic()
+        self._movement_at: float | None = None
+        self.handovers: list[dict[str, Any]] = []
+        self.last_refusal: dict[str, Any] | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self, loop: NodeLoop) -> None:
+        self.loop = loop
+        loop.add_reader(self.link, self._on_link_readable)
+        loop.add_reader(self.tun, self._on_tun_readable)
+        loop.add_reader(self.monitor, self._on_link_state)
+        now = loop.now()
+        if link_is_up(self.config.link.interface):
+            self.nd.link_up(now)
+        self._after_input(now)
+
+    def close(self) -> None:
+        for closer in (self.monitor.close, self.tun.close, self.link.close):
+            with contextlib.suppress(OSError):
+                closer()
+
+    def on_timer(self, now: float) -> None:
+        self.nd.handle_timer(now)
+        self.mobile_node.handle_timer(now)
+        self._after_input(now)
+
+    # ------------------------------------------------------------------ inputs
+
+    def _on_link_state(self) -> None:
+        now = time.monotonic()
+        for up in self.monitor.poll():
+            if up:
+                log.info("link %s up: soliciting routers", self.config.link.interface)
+                self._movement_at = now
+                self.nd.link_up(now)
+            else:
+                log.info("link %s down", self.config.link.interface)
+                self.counters["link_down"] += 1
+                self.nd.link_down(now)
+                self.mobile_node.detach(now)
+                self.dataplane.set_next_hop(None)
+        self._after_input(now)
+
+    def _on_link_readable(self) -> None:
+        now = time.monotonic()
+        tun_out: list[memoryview] = []
+        for frame in self.link.recv_batch():
+            if len(frame) < 54 or frame[12:14] != _ETHERTYPE_IPV6:
+                self.counters["rx_ignored_not_ipv6"] += 1
+                continue
+            packet = frame[14:]
+            if packet[0] >> 4 != 6:
+                self.counters["rx_dropped_bad_version"] += 1
+                continue
+            next_header = packet[6]
+            if next_header == 58 and packet[40] in _ND_ICMP_TYPES:
+                self.node.handle_icmpv6(packet, bytes(frame[6:12]), now)
+            elif next_header in _MOBILITY_CHAIN:
+                self._handle_mobility(packet, now, tun_out)
+            else:
+                inner = self.dataplane.inbound(packet)
+                if inner is not None:
+                    tun_out.append(inner)
+        for packet in tun_out:
+            self.tun.write(packet)
+        self._after_input(now)
+
+    def _handle_mobility(self, packet: memoryview, now: float, tun_out: list[memoryview]) -> None:
+        parsed = self.node.parse(packet)
+        if parsed is None:
+            return
+        if parsed.upper_protocol != 135:
+            # Extension headers in front of ordinary traffic (e.g. at home): data path.
+            inner = self.dataplane.inbound(packet)
+            if inner is not None:
+                tun_out.append(inner)
+            return
+        try:
+            message = decode_mobility_packet(parsed)
+        except ParseError as exc:
+            self.counters[f"rx_dropped_mh_{exc.reason}"] += 1
+            return
+        destination = parsed.effective_destination
+        if destination != self.home_address:
+            self.counters["rx_dropped_mh_not_for_home_address"] += 1
+            return
+        if isinstance(message, BindingAck):
+            self.mobile_node.receive_binding_ack(parsed.src, message, now)
+        elif isinstance(message, BindingError):
+            self.mobile_node.receive_binding_error(parsed.src, message, now)
+        elif isinstance(message, BindingRefreshRequest):
+            self.mobile_node.receive_binding_refresh_request(parsed.src, message, now)
+        else:
+            self.counters["rx_ignored_mh_type"] += 1
+
+    def _on_tun_readable(self) -> None:
+        now = time.monotonic()
+        packets = self.tun.read_batch()
+        frames, unresolved = self.dataplane.outbound(packets)
+        self.node.send_frames(frames)
+        if unresolved:
+            for packet in unresolved:
+                if self.dataplane.tunnel_up:
+                    next_dst = self.mobile_node.home_agent
+                else:
+                    next_dst = IPv6Address(bytes(packet[24:40]))
+                self.node.send_packet(packet, next_dst, now)
+            self._after_input(now)
+
+    # ------------------------------------------------------------------ events and outputs
+
+    def _after_input(self, now: float) -> None:
+        # Events can cascade (an address makes a BU, a BA makes an NA), so drain until quiet.
+        for _ in range(16):
+            progressed = False
+            while (event := self.nd.next_event()) is not None:
+                progressed = True
+                self._on_nd_event(event, now)
+            while (event := self.mobile_node.next_event()) is not None:
+                progressed = True
+                self._on_mobility_event(event, now)
+            for message in self.mobile_node.messages_to_send():
+                progressed = True
+                packet = build_mobility_packet(
+                    message.src,
+                    message.dst,
+                    message.message,
+                    home_address=message.home_address,
+                    routing_type2=message.routing_type2,
+                )
+                self.counters["tx_mobility_messages"] += 1
+                self.node.send_packet(packet, message.dst, now)
+            if not progressed:
+                break
+        self.node.flush()
+        if self.loop is not None:
+            self.loop.arm_earliest([self.nd.get_timer(), self.mobile_node.get_timer()])
+
+    def _on_nd_event(self, event: object, now: float) -> None:
+        if isinstance(event, RouterChanged):
+            log.info("default router %s", event.router)
+            self.dataplane.set_next_hop(event.router_mac)
+        elif isinstance(event, MovementDetected):
+            log.info("movement detected: prefixes %s", ", ".join(map(str, event.prefixes)))
+            self.counters["movements_detected"] += 1
+            if self._movement_at is None:
+                self._movement_at = now
+        elif isinstance(event, AddressReady):
+            if event.address.is_link_local or event.address == self.home_address:
+                return
+            log.info("address %s ready (%s)", event.address, event.prefix)
+            if self.dataplane.at_home and event.address not in self.home_prefix:
+                self._leave_home()
+            self.care_of_address = event.address
+            self.mobile_node.attach(event.address, event.valid_until, now)
+        elif isinstance(event, AddressExpired):
+            if event.address == self.care_of_address:
+                self.care_of_address = None
+                self.mobile_node.detach(now)
+
+    def _on_mobility_event(self, event: object, now: float) -> None:
+        if isinstance(event, BindingAccepted):
+            # BA routine 60 (scenario 10001 for now): set up the mobile tunnel (step 506).
+            self.dataplane.set_tunnel(event.care_of_address.packed, event.destination.packed)
+            self.last_refusal = None
+            log.info(
+                "binding accepted: %s via %s (lifetime %ds, seq %d)",
+                event.home_address,
+                event.care_of_address,
+                event.lifetime,
+                event.sequence,
+            )
+            self._record_handover(now, str(event.care_of_address))
+        elif isinstance(event, BindingRefused):
+            self.dataplane.clear_tunnel()
+            self.counters["bindings_refused"] += 1
+            self.last_refusal = {"status": event.status, "reason": event.reason}
+            log.warning("binding refused by %s: %s (%d)", event.destination, event.reason, event.status)
+        elif isinstance(event, BindingExpired | BindingDeregistered):
+            self.dataplane.clear_tunnel()
+        elif isinstance(event, ReturnedHome):
+            self._arrive_home(now)
+
+    def _arrive_home(self, now: float) -> None:
+        """RFC 6275 11.5.4: after de-registration, own the home address on the home link."""
+        log.info("at home: claiming %s on the home link", self.home_address)
+        self.dataplane.clear_tunnel()
+        self.dataplane.at_home = True
+        self.nd.add_static_address(self.home_address, self.home_prefix.prefixlen, now, dad=True)
+        self.nd.announce(self.home_address, now)
+        self._record_handover(now, "home")
+
+    def _leave_home(self) -> None:
+        self.dataplane.at_home = False
+        self.nd.remove_address(self.home_address)
+
+    def _record_handover(self, now: float, where: str) -> None:
+        if self._movement_at is None:
+            return
+        self.handovers.append({"to": where, "seconds": round(now - self._movement_at, 3)})
+        del self.handovers[:-20]
+        self._movement_at = None
+
+    # ------------------------------------------------------------------ control API
+
+    def status(self) -> dict[str, Any]:
+        now = time.monotonic()
+        mn = self.mobile_node.as_dict(now)
+        counters = dict(self.counters)
+        for source in (self.nd.counters, self.mobile_node.counters):
+            for key, value in source.items():
+                counters[key] = counters.get(key, 0) + value
+        return {
+            "node": self.config.node.name,
+            "role": "mobile_node",
+            "home_address": str(self.home_address),
+            "home_agent": str(self.mobile_node.home_agent),
+            "care_of_address": str(self.care_of_address) if self.care_of_address else None,
+            "at_home": self.dataplane.at_home,
+            "tunnel": {
+                "up": self.dataplane.tunnel_up,
+                "care_of_address": _addr(self.dataplane.care_of_address),
+                "home_agent": _addr(self.dataplane.home_agent),
+            },
+            "binding_update_list": mn["binding_update_list"],
+            "refusal": self.last_refusal,
+            "handovers": self.handovers,
+            "neighbor_discovery": self.nd.as_dict(),
+            "counters": counters,
+            "uptime": round(now - self.started_at, 3),
+        }
+
+    def handle_control(self, request: dict[str, Any]) -> dict[str, Any]:
+        command = request.get("cmd")
+        if command == "ping":
+            return {"ok": True, "node": self.config.node.name}
+        if command == "status":
+            return self.status()
+        return {"error": f"unknown command {command!r}"}
+
+
+def _addr(packed: bytes | None) -> str | None:
+    return str(IPv6Address(packed)) if packed else None

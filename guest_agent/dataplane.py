@@ -1,0 +1,123 @@
+"""The guest's per-packet path: send routine 100 and receive routine 120 (patent Fig. 18, 19).
+
+Bytes only: offsets into the IPv6 header, 16-octet address comparisons, one precomputed outer
+header per binding (netstack.wire.ip6ip6.Encapsulator) and one precomputed Ethernet header per
+next hop. The control path (BU/BA, ND) never runs through here.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from netstack.wire.ip6ip6 import Encapsulator
+
+IPPROTO_IPV6 = 41
+_ETHERTYPE_IPV6 = b"\x86\xdd"
+
+
+class GuestDataPlane:
+    """IPv6 packet processing unit (24): the IP-in-IP tunnel to the home agent.
+
+    `tunnel` is set by BA routine 60/70 when a binding is accepted (step 506) and cleared when
+    it is refused, expires or the terminal returns home.
+    """
+
+    def __init__(self, home_address: bytes, own_mac: bytes, counters: Counter[str]) -> None:
+        self.home_address = home_address
+        self.own_mac = own_mac
+        self.counters = counters
+        self.at_home = False
+        self.care_of_address: bytes | None = None
+        self.home_agent: bytes | None = None
+        self._encapsulator: Encapsulator | None = None
+        self._eth_header: bytes | None = None
+
+    # ------------------------------------------------------------------ configuration
+
+    def set_tunnel(self, care_of_address: bytes, home_agent: bytes) -> None:
+        """Step 506: the mobile tunnel CoA <-> HA."""
+        self.care_of_address = care_of_address
+        self.home_agent = home_agent
+        self._encapsulator = Encapsulator(care_of_address, home_agent)
+        self.at_home = False
+
+    def clear_tunnel(self) -> None:
+        self._encapsulator = None
+        self.care_of_address = None
+        self.home_agent = None
+
+    def set_next_hop(self, mac: bytes | None) -> None:
+        """The default router's MAC: every packet leaving the visited link goes through it."""
+        self._eth_header = (mac + self.own_mac + _ETHERTYPE_IPV6) if mac else None
+
+    @property
+    def tunnel_up(self) -> bool:
+        return self._encapsulator is not None
+
+    # ------------------------------------------------------------------ send routine 100
+
+    def outbound(self, packets: list[bytes]) -> tuple[list[bytes], list[bytes]]:
+        """Packets from `hoa0` (guest applications using the home address).
+
+        Returns (frames ready for the link, packets that need neighbour resolution first).
+        """
+        frames: list[bytes] = []
+        unresolved: list[bytes] = []
+        counters = self.counters
+        encap = self._encapsulator
+        eth = self._eth_header
+        hoa = self.home_address
+        if encap is None and not self.at_home:
+            counters["tx_dropped_no_binding"] += len(packets)
+            return frames, unresolved
+        for packet in packets:
+            if len(packet) < 40 or packet[0] >> 4 != 6:
+                counters["tx_dropped_not_ipv6"] += 1
+                continue
+            if packet[8:24] != hoa:
+                # Only the home address may leave through the tunnel (RFC 6275 11.3.1).
+                counters["tx_dropped_not_home_address"] += 1
+                continue
+            out = packet if encap is None else encap.encapsulate(packet)
+            if eth is None:
+                unresolved.append(bytes(out))
+            else:
+                frames.append(eth + out)
+        counters["tx_tunnelled" if encap is not None else "tx_native"] += len(frames) + len(
+            unresolved
+        )
+        return frames, unresolved
+
+    # ------------------------------------------------------------------ receive routine 120
+
+    def inbound(self, packet: memoryview) -> memoryview | None:
+        """An IPv6 packet from the visited link that is not ND or Mobility Header.
+
+        Returns the packet for `hoa0`, or None (dropped and counted, or not ours).
+        """
+        counters = self.counters
+        next_header = packet[6]
+        if next_header == IPPROTO_IPV6:
+            coa = self.care_of_address
+            if coa is None or packet[24:40] != coa:
+                counters["rx_dropped_tunnel_not_for_us"] += 1
+                return None
+            # Step 128: accept tunnelled packets only from the home agent.
+            if packet[8:24] != self.home_agent:
+                counters["rx_dropped_tunnel_bad_outer_source"] += 1
+                return None
+            payload_length = (packet[4] << 8) | packet[5]
+            if payload_length < 40 or 40 + payload_length > len(packet):
+                counters["rx_dropped_malformed"] += 1
+                return None
+            inner = packet[40 : 40 + payload_length]
+            if inner[0] >> 4 != 6 or inner[24:40] != self.home_address:
+                counters["rx_dropped_tunnel_inner_not_home_address"] += 1
+                return None
+            counters["rx_detunnelled"] += 1
+            return inner
+        if self.at_home and packet[24:40] == self.home_address:
+            counters["rx_native"] += 1
+            return packet
+        counters["rx_dropped_not_for_us"] += 1
+        return None

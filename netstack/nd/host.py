@@ -1,0 +1,692 @@
+"""NdHost: sans-IO Neighbor Discovery (RFC 4861), SLAAC and DAD (RFC 4862, RFC 4429) and
+Mobile IPv6 movement detection (RFC 6275 11.5.1) for one link.
+
+aioquic shape: inputs carry `now`, outputs are read with `frames_to_send()`, `next_event()`
+and `get_timer()`. No sockets, no clock, randomness from an injectable `random.Random`.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import deque
+from ipaddress import IPv6Address, IPv6Network
+
+from netstack.nd.addresses import (
+    LINK_LOCAL_PREFIX,
+    AddressEntry,
+    AddressOrigin,
+    AddressState,
+    address_from_prefix,
+    lifetime_deadline,
+    link_local_address,
+    updated_valid_until,
+)
+from netstack.nd.config import NdConfig
+from netstack.nd.constants import IPV6_MIN_MTU, MAX_RANDOM_FACTOR, MIN_RANDOM_FACTOR, ND_HOP_LIMIT
+from netstack.nd.events import (
+    AddressDuplicate,
+    AddressExpired,
+    AddressReady,
+    MapDiscovered,
+    MovementDetected,
+    NdEvent,
+    RouterChanged,
+)
+from netstack.nd.neighbor_cache import (
+    NeighborAction,
+    NeighborCache,
+    NeighborState,
+    Solicit,
+    Transmit,
+)
+from netstack.nd.routers import DefaultRouterList, PrefixList
+from netstack.wire.ethernet import mac_to_str, multicast_mac
+from netstack.wire.icmpv6 import build_icmpv6_packet, solicited_node_multicast
+from netstack.wire.icmpv6_types import (
+    ICMPv6Message,
+    MapOption,
+    Mtu,
+    NeighborAdvertisement,
+    NeighborSolicitation,
+    PrefixInformation,
+    RouterAdvertisement,
+    RouterSolicitation,
+    SourceLinkLayerAddress,
+    TargetLinkLayerAddress,
+)
+
+ALL_NODES = IPv6Address("ff02::1")
+ALL_ROUTERS = IPv6Address("ff02::2")
+UNSPECIFIED = IPv6Address("::")
+_SOLICITED_NODE_NET = IPv6Network("ff02::1:ff00:0/104")
+
+
+def _option(options: tuple, kind: type) -> object | None:
+    return next((o for o in options if isinstance(o, kind)), None)
+
+
+class NdHost:
+    """Neighbor Discovery for one link the node owns (one MAC)."""
+
+    def __init__(
+        self, mac: bytes, *, config: NdConfig | None = None, rng: random.Random | None = None
+    ) -> None:
+        if len(mac) != 6:
+            raise ValueError("an Ethernet MAC is 6 octets")
+        self.mac = bytes(mac)
+        self.config = config if config is not None else NdConfig()
+        self._rng = rng if rng is not None else random.Random()
+        self.link_local = link_local_address(self.mac)
+        self.counters: dict[str, int] = {}
+        self.addresses: dict[IPv6Address, AddressEntry] = {}
+        self.default_routers = DefaultRouterList()
+        self.prefixes = PrefixList()
+        self.neighbors = NeighborCache(self.config, self.counters)
+        self.proxies: set[IPv6Address] = set()
+        self.mtu = self.config.link_mtu
+        self.cur_hop_limit = 64
+        self.base_reachable_time = self.config.reachable_time
+        self.neighbors.reachable_time = self._random_reachable_time()
+        self.link_is_up = False
+        self.care_of_address: IPv6Address | None = None  # the SLAAC address of this link
+        self._rs_sent = 0
+        self._rs_next: float | None = None
+        self._router_state: tuple[IPv6Address | None, bytes | None] = (None, None)
+        self._maps: dict[IPv6Address, MapOption] = {}
+        self._events: deque[NdEvent] = deque()
+        self._frames: list[tuple[bytes, bytes]] = []
+
+    # ================================================================ outputs
+
+    def frames_to_send(self) -> list[tuple[bytes, bytes]]:
+        """(destination MAC, IPv6 packet) pairs, in order; the caller adds the Ethernet header."""
+        frames, self._frames = self._frames, []
+        return frames
+
+    def next_event(self) -> NdEvent | None:
+        return self._events.popleft() if self._events else None
+
+    def get_timer(self) -> float | None:
+        deadlines: list[float] = []
+        if self._rs_next is not None:
+            deadlines.append(self._rs_next)
+        for entry in self.addresses.values():
+            if entry.dad_next is not None:
+                deadlines.append(entry.dad_next)
+            if entry.state is AddressState.PREFERRED and not math.isinf(entry.preferred_until):
+                deadlines.append(entry.preferred_until)
+            if not math.isinf(entry.valid_until):
+                deadlines.append(entry.valid_until)
+        for deadline in (
+            self.default_routers.next_expiry(),
+            self.prefixes.next_expiry(),
+            self.neighbors.next_timer(),
+        ):
+            if deadline is not None:
+                deadlines.append(deadline)
+        return min(deadlines, default=None)
+
+    def owns(self, addr: IPv6Address) -> bool:
+        """A usable address of ours (optimistic counts: RFC 4429 lets it be used)."""
+        entry = self.addresses.get(addr)
+        return entry is not None and entry.usable
+
+    def is_proxied(self, addr: IPv6Address) -> bool:
+        return addr in self.proxies
+
+    @property
+    def default_router(self) -> IPv6Address | None:
+        """RFC 4861 6.3.6: the first router not known to be unreachable, else the first."""
+        routers = list(self.default_routers)
+        for router in routers:
+            entry = self.neighbors.get(router)
+            if entry is None or entry.state is not NeighborState.INCOMPLETE:
+                return router
+        return routers[0] if routers else None
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "mac": mac_to_str(self.mac),
+            "link_up": self.link_is_up,
+            "mtu": self.mtu,
+            "care_of_address": None if self.care_of_address is None else str(self.care_of_address),
+            "default_router": None if self.default_router is None else str(self.default_router),
+            "addresses": [e.as_dict() for e in self.addresses.values()],
+            "default_routers": [e.as_dict() for e in self.default_routers.entries.values()],
+            "prefixes": [e.as_dict() for e in self.prefixes.entries.values()],
+            "neighbors": self.neighbors.as_list(),
+            "proxies": sorted(str(a) for a in self.proxies),
+            "counters": dict(self.counters),
+        }
+
+    # ================================================================ link events
+
+    def link_up(self, now: float) -> None:
+        """Link (re)attached: form the link-local address, (re)run DAD, solicit routers
+        (RFC 4861 6.3.7, RFC 6275 11.5.1: after a link change, re-solicit at once)."""
+        self.link_is_up = True
+        if self.link_local not in self.addresses:
+            self._add_address(
+                self.link_local, LINK_LOCAL_PREFIX, AddressOrigin.LINK_LOCAL, math.inf, math.inf, now
+            )
+        for entry in self.addresses.values():
+            if entry.under_dad and entry.dad_next is None:
+                self._start_dad(entry, now)
+        self.neighbors.mark_all_stale()
+        self._rs_sent = 0
+        delay = self.config.max_rtr_solicitation_delay
+        self._rs_next = now + (self._rng.uniform(0.0, delay) if delay > 0 else 0.0)
+        if self._rs_next <= now:
+            self._send_router_solicitation(now)
+
+    def link_down(self, now: float) -> None:
+        """Link lost: stop soliciting, pause DAD, drop packets waiting for resolution."""
+        self.link_is_up = False
+        self._rs_next = None
+        for entry in self.addresses.values():
+            if entry.under_dad:
+                entry.dad_next = None
+                entry.dad_probes_sent = 0
+        for entry in list(self.neighbors.entries.values()):
+            if entry.state is NeighborState.INCOMPLETE:
+                self.neighbors.remove(entry.address)
+
+    # ================================================================ configuration
+
+    def add_static_address(
+        self, addr: IPv6Address, prefixlen: int, now: float, dad: bool = True
+    ) -> None:
+        prefix = IPv6Network((addr, prefixlen), strict=False)
+        entry = self._add_address(
+            addr, prefix, AddressOrigin.STATIC, math.inf, math.inf, now, run_dad=dad
+        )
+        if entry is not None and prefixlen < 128:
+            self.prefixes.add_static(prefix)
+
+    def remove_address(self, addr: IPv6Address) -> None:
+        entry = self.addresses.pop(addr, None)
+        if (
+            entry is not None
+            and entry.origin is AddressOrigin.STATIC
+            and not any(e.prefix == entry.prefix for e in self.addresses.values())
+        ):
+            self.prefixes.remove(entry.prefix)
+        if addr == self.care_of_address:
+            self.care_of_address = None
+
+    def add_proxy(self, addr: IPv6Address, now: float) -> None:
+        """Answer NS for addr with our MAC (e.g. a home agent for an away mobile node,
+        RFC 6275 10.4.1), announcing it with an unsolicited override NA."""
+        self.proxies.add(addr)
+        self.announce(addr, now)
+
+    def remove_proxy(self, addr: IPv6Address) -> None:
+        self.proxies.discard(addr)
+
+    def set_default_router(self, addr: IPv6Address) -> None:
+        """A static gateway for links without RAs."""
+        self.default_routers.add_static(addr)
+        self._check_router_change()
+
+    def confirm_reachable(self, addr: IPv6Address, now: float) -> None:
+        self.neighbors.confirm(addr, now)
+
+    def announce(self, addr: IPv6Address, now: float) -> None:
+        """Unsolicited NA with the Override flag to all-nodes (RFC 4861 7.2.6)."""
+        entry = self.addresses.get(addr)
+        src = addr if entry is not None and entry.state in (
+            AddressState.PREFERRED,
+            AddressState.DEPRECATED,
+        ) else self.link_local
+        self._send_nd(
+            src,
+            ALL_NODES,
+            NeighborAdvertisement(
+                target=addr,
+                router=self.config.is_router,
+                solicited=False,
+                override=True,
+                options=(TargetLinkLayerAddress(self.mac),),
+            ),
+        )
+
+    # ================================================================ data path
+
+    def send(self, packet: bytes, dst: IPv6Address, now: float) -> None:
+        """Queue an IPv6 packet for dst: multicast goes straight out, unicast to the next hop
+        (dst when on-link, else the default router) once its link-layer address is known."""
+        if not self.link_is_up:
+            self._count("tx_dropped_link_down")
+            return
+        if dst.is_multicast:
+            self._frames.append((multicast_mac(dst), bytes(packet)))
+            return
+        next_hop = self.next_hop(dst)
+        if next_hop is None:
+            self._count("no_route")
+            return
+        self._apply(self.neighbors.send(next_hop, bytes(packet), now), now)
+
+    def next_hop(self, dst: IPv6Address) -> IPv6Address | None:
+        """RFC 4861 5.2 next-hop determination."""
+        if dst.is_link_local or self.prefixes.is_on_link(dst):
+            return dst
+        return self.default_router
+
+    # ================================================================ receive
+
+    def receive(
+        self,
+        src: IPv6Address,
+        dst: IPv6Address,
+        hop_limit: int,
+        message: ICMPv6Message,
+        src_mac: bytes,
+        now: float,
+    ) -> None:
+        """An ICMPv6 message received on this link. Only RS/RA/NS/NA matter."""
+        if not isinstance(
+            message,
+            RouterSolicitation | RouterAdvertisement | NeighborSolicitation | NeighborAdvertisement,
+        ):
+            return
+        if bytes(src_mac) == self.mac:
+            self._count("nd_own_frame")  # our own multicast reflected back
+            return
+        if hop_limit != ND_HOP_LIMIT:
+            # RFC 4861 6.1 / 7.1: ND from off-link (hop limit decremented) is discarded.
+            self._count("nd_invalid_hop_limit")
+            return
+        if isinstance(message, RouterAdvertisement):
+            self._receive_router_advertisement(src, message, now)
+        elif isinstance(message, NeighborSolicitation):
+            self._receive_neighbor_solicitation(src, dst, message, bytes(src_mac), now)
+        elif isinstance(message, NeighborAdvertisement):
+            self._receive_neighbor_advertisement(dst, message, now)
+        else:
+            self._count("rx_rs_ignored")  # hosts do not answer RS (RFC 4861 6.2.6)
+        self._check_router_change()
+
+    # ---------------------------------------------------------------- RA
+
+    def _receive_router_advertisement(
+        self, src: IPv6Address, ra: RouterAdvertisement, now: float
+    ) -> None:
+        if not src.is_link_local:  # RFC 4861 6.1.2
+            self._count("invalid_ra")
+            return
+        self._count("rx_ra")
+        pios = [o for o in ra.options if isinstance(o, PrefixInformation)]
+        advertised = tuple(o.prefix for o in pios if not o.prefix.is_link_local)
+        if self._is_movement(advertised):
+            self._handle_movement(advertised, src, now)
+        if ra.router_lifetime > 0:
+            self._rs_next = None  # RFC 4861 6.3.7: desist from soliciting
+        if ra.cur_hop_limit:
+            self.cur_hop_limit = ra.cur_hop_limit
+        if ra.reachable_time and ra.reachable_time / 1000 != self.base_reachable_time:
+            self.base_reachable_time = ra.reachable_time / 1000
+            self.neighbors.reachable_time = self._random_reachable_time()
+        if ra.retrans_timer:
+            self.neighbors.retrans_timer = ra.retrans_timer / 1000
+        self.default_routers.update(src, ra.router_lifetime, now)
+        slla = _option(ra.options, SourceLinkLayerAddress)
+        if isinstance(slla, SourceLinkLayerAddress):
+            self._apply(self.neighbors.learn(src, slla.address, now, is_router=True), now)
+        elif (entry := self.neighbors.get(src)) is not None:
+            entry.is_router = True
+        mtu = _option(ra.options, Mtu)
+        if isinstance(mtu, Mtu) and IPV6_MIN_MTU <= mtu.mtu <= self.config.link_mtu:
+            self.mtu = mtu.mtu
+        for pio in pios:
+            if pio.prefix.is_link_local:
+                continue
+            if pio.on_link:
+                until = lifetime_deadline(now, pio.valid_lifetime)
+                self.prefixes.update(pio.prefix, until, src, now)
+            if pio.autonomous and self.config.slaac:
+                self._autoconfigure(pio, now)
+        for option in ra.options:
+            if isinstance(option, MapOption) and self._maps.get(option.map_address) != option:
+                self._maps[option.map_address] = option
+                self._events.append(MapDiscovered(option, src))
+
+    def _is_movement(self, advertised: tuple[IPv6Network, ...]) -> bool:
+        """RFC 6275 11.5.1: an RA that advertises prefixes none of which is our care-of
+        address's prefix means we are on another link. An RA without prefixes (or from a
+        second router that also advertises our prefix) proves nothing."""
+        if self.care_of_address is None or not advertised:
+            return False
+        return not any(self.care_of_address in prefix for prefix in advertised)
+
+    def _handle_movement(
+        self, advertised: tuple[IPv6Network, ...], router: IPv6Address, now: float
+    ) -> None:
+        self._count("movement_detected")
+        self._events.append(MovementDetected(advertised, router))
+        # Everything learned on the old link is now wrong: its routers, on-link prefixes,
+        # neighbours, MAPs and the addresses formed from its prefixes.
+        self.default_routers.flush_learned()
+        self.prefixes.flush_learned()
+        self.neighbors.flush()
+        self._maps.clear()
+        for entry in list(self.addresses.values()):
+            if entry.origin is AddressOrigin.SLAAC and entry.prefix not in advertised:
+                del self.addresses[entry.address]
+                self._events.append(AddressExpired(entry.address))
+        self.care_of_address = None
+
+    def _autoconfigure(self, pio: PrefixInformation, now: float) -> None:
+        """RFC 4862 5.5.3."""
+        if pio.preferred_lifetime > pio.valid_lifetime:
+            self._count("slaac_bad_lifetimes")
+            return
+        existing = next(
+            (
+                e
+                for e in self.addresses.values()
+                if e.origin is AddressOrigin.SLAAC and e.prefix == pio.prefix
+            ),
+            None,
+        )
+        if existing is not None:
+            existing.preferred_until = lifetime_deadline(now, pio.preferred_lifetime)
+            existing.valid_until = updated_valid_until(
+                existing.valid_until, pio.valid_lifetime, now
+            )
+            if existing.state is AddressState.DEPRECATED and existing.preferred_until > now:
+                existing.state = AddressState.PREFERRED
+            return
+        if pio.valid_lifetime == 0:
+            return
+        if pio.prefix.prefixlen != 64:
+            self._count("slaac_bad_prefix_length")  # EUI-64 interface identifiers need a /64
+            return
+        address = address_from_prefix(pio.prefix, self.mac)
+        if address in self.addresses:
+            return
+        entry = self._add_address(
+            address,
+            pio.prefix,
+            AddressOrigin.SLAAC,
+            lifetime_deadline(now, pio.valid_lifetime),
+            lifetime_deadline(now, pio.preferred_lifetime),
+            now,
+        )
+        if entry is not None and self.care_of_address is None:
+            self.care_of_address = address
+
+    # ---------------------------------------------------------------- NS / NA
+
+    def _receive_neighbor_solicitation(
+        self,
+        src: IPv6Address,
+        dst: IPv6Address,
+        ns: NeighborSolicitation,
+        src_mac: bytes,
+        now: float,
+    ) -> None:
+        slla = _option(ns.options, SourceLinkLayerAddress)
+        from_dad = src == UNSPECIFIED
+        # RFC 4861 7.1.1 validity checks
+        if ns.target.is_multicast or (
+            from_dad and (dst not in _SOLICITED_NODE_NET or slla is not None)
+        ):
+            self._count("invalid_ns")
+            return
+        self._count("rx_ns")
+        target = ns.target
+        entry = self.addresses.get(target)
+        if entry is not None and entry.under_dad:
+            if from_dad:
+                # RFC 4862 5.4.3: another node is doing DAD for our tentative address.
+                self._address_duplicate(entry)
+            # otherwise RFC 4862 5.4.3: NS for a tentative address is silently discarded;
+            # an optimistic address is answered without override (RFC 4429 3.3).
+            elif entry.state is AddressState.OPTIMISTIC:
+                self._learn_from_solicitation(src, slla, now)
+                self._answer(src, target, target, slla, src_mac, override=False)
+            return
+        proxied = target in self.proxies
+        if entry is None and not proxied:
+            return
+        if not from_dad:
+            self._learn_from_solicitation(src, slla, now)
+        na_src = target if entry is not None else self.link_local
+        # RFC 4861 7.2.4: a proxy answer must not override the real owner's entry.
+        self._answer(src, target, na_src, slla, src_mac, override=entry is not None)
+
+    def _learn_from_solicitation(self, src: IPv6Address, slla: object | None, now: float) -> None:
+        if isinstance(slla, SourceLinkLayerAddress):
+            self._apply(self.neighbors.learn(src, slla.address, now), now)
+
+    def _answer(
+        self,
+        solicitor: IPv6Address,
+        target: IPv6Address,
+        na_src: IPv6Address,
+        slla: object | None,
+        src_mac: bytes,
+        *,
+        override: bool,
+    ) -> None:
+        solicited = solicitor != UNSPECIFIED
+        dst = solicitor if solicited else ALL_NODES  # DAD probes are answered to all-nodes
+        if solicited:
+            dst_mac = slla.address if isinstance(slla, SourceLinkLayerAddress) else src_mac
+        else:
+            dst_mac = multicast_mac(ALL_NODES)
+        self._send_nd(
+            na_src,
+            dst,
+            NeighborAdvertisement(
+                target=target,
+                router=self.config.is_router,
+                solicited=solicited,
+                override=override,
+                options=(TargetLinkLayerAddress(self.mac),),
+            ),
+            dst_mac=dst_mac,
+        )
+
+    def _receive_neighbor_advertisement(
+        self, dst: IPv6Address, na: NeighborAdvertisement, now: float
+    ) -> None:
+        if na.target.is_multicast or (dst.is_multicast and na.solicited):  # RFC 4861 7.1.2
+            self._count("invalid_na")
+            return
+        self._count("rx_na")
+        entry = self.addresses.get(na.target)
+        if entry is not None:
+            if entry.under_dad:
+                self._address_duplicate(entry)  # RFC 4862 5.4.4
+            else:
+                self._count("address_conflict")
+            return
+        tlla = _option(na.options, TargetLinkLayerAddress)
+        actions, router_cleared = self.neighbors.advertisement(
+            na.target,
+            tlla.address if isinstance(tlla, TargetLinkLayerAddress) else None,
+            solicited=na.solicited,
+            override=na.override,
+            router=na.router,
+            now=now,
+        )
+        if router_cleared:
+            self.default_routers.remove(na.target)  # RFC 4861 7.2.5: no longer a router
+        self._apply(actions, now)
+
+    # ================================================================ timers
+
+    def handle_timer(self, now: float) -> None:
+        if self._rs_next is not None and self._rs_next <= now:
+            self._send_router_solicitation(now)
+        for entry in list(self.addresses.values()):
+            if entry.dad_next is not None and entry.dad_next <= now:
+                self._dad_step(entry, now)
+            if entry.valid_until <= now:
+                del self.addresses[entry.address]
+                if entry.address == self.care_of_address:
+                    self.care_of_address = None
+                self._events.append(AddressExpired(entry.address))
+            elif entry.state is AddressState.PREFERRED and entry.preferred_until <= now:
+                entry.state = AddressState.DEPRECATED
+        if self.default_routers.expire(now):
+            self._count("router_expired")
+        self.prefixes.expire(now)
+        self._apply(self.neighbors.handle_timer(now), now)
+        self._check_router_change()
+
+    # ================================================================ internals
+
+    def _count(self, key: str, n: int = 1) -> None:
+        self.counters[key] = self.counters.get(key, 0) + n
+
+    def _random_reachable_time(self) -> float:
+        if not self.config.randomize_reachable_time:
+            return self.base_reachable_time
+        return self.base_reachable_time * self._rng.uniform(MIN_RANDOM_FACTOR, MAX_RANDOM_FACTOR)
+
+    def _send_nd(
+        self,
+        src: IPv6Address,
+        dst: IPv6Address,
+        message: ICMPv6Message,
+        *,
+        dst_mac: bytes | None = None,
+    ) -> None:
+        if not self.link_is_up:
+            return
+        packet = build_icmpv6_packet(src, dst, message, hop_limit=ND_HOP_LIMIT)
+        self._frames.append((dst_mac if dst_mac is not None else multicast_mac(dst), packet))
+        self._count("tx_" + type(message).__name__)
+
+    def _send_router_solicitation(self, now: float) -> None:
+        link_local = self.addresses.get(self.link_local)
+        if link_local is None or link_local.state is AddressState.TENTATIVE:
+            src, options = UNSPECIFIED, ()  # RFC 4861 6.3.7: no SLLA from ::
+        elif link_local.state is AddressState.OPTIMISTIC:
+            src, options = self.link_local, ()  # RFC 4429 3.3: no SLLA from optimistic
+        else:
+            src, options = self.link_local, (SourceLinkLayerAddress(self.mac),)
+        self._send_nd(src, ALL_ROUTERS, RouterSolicitation(options=options))
+        self._rs_sent += 1
+        if self._rs_sent < self.config.max_rtr_solicitations:
+            self._rs_next = now + self.config.rtr_solicitation_interval
+        else:
+            self._rs_next = None
+
+    def _add_address(
+        self,
+        address: IPv6Address,
+        prefix: IPv6Network,
+        origin: AddressOrigin,
+        valid_until: float,
+        preferred_until: float,
+        now: float,
+        *,
+        run_dad: bool = True,
+    ) -> AddressEntry | None:
+        if address in self.addresses:
+            return None
+        dad = run_dad and self.config.dup_addr_detect_transmits > 0
+        # RFC 4429 2.1: optimistic DAD is for autoconfigured addresses, not manual ones.
+        optimistic = dad and self.config.optimistic_dad and origin is not AddressOrigin.STATIC
+        if not dad:
+            state = AddressState.PREFERRED
+        elif optimistic:
+            state = AddressState.OPTIMISTIC
+        else:
+            state = AddressState.TENTATIVE
+        entry = AddressEntry(address, prefix, origin, state, valid_until, preferred_until)
+        self.addresses[address] = entry
+        if state is not AddressState.TENTATIVE:
+            self._report_ready(entry)
+        if dad and self.link_is_up:
+            self._start_dad(entry, now)
+        return entry
+
+    def _report_ready(self, entry: AddressEntry) -> None:
+        if not entry.announced:
+            entry.announced = True
+            self._events.append(
+                AddressReady(entry.address, entry.prefix, entry.valid_until, entry.preferred_until)
+            )
+
+    def _start_dad(self, entry: AddressEntry, now: float) -> None:
+        entry.dad_probes_sent = 0
+        self._dad_step(entry, now)
+
+    def _dad_step(self, entry: AddressEntry, now: float) -> None:
+        """Send the next DAD probe (RFC 4862 5.4.2) or, RetransTimer after the last one
+        without a reply, declare the address unique."""
+        if entry.dad_probes_sent < self.config.dup_addr_detect_transmits:
+            self._send_nd(
+                UNSPECIFIED,
+                solicited_node_multicast(entry.address),
+                NeighborSolicitation(target=entry.address),
+            )
+            entry.dad_probes_sent += 1
+            entry.dad_next = now + self.neighbors.retrans_timer
+            return
+        entry.dad_next = None
+        entry.state = (
+            AddressState.PREFERRED if entry.preferred_until > now else AddressState.DEPRECATED
+        )
+        self._report_ready(entry)
+
+    def _address_duplicate(self, entry: AddressEntry) -> None:
+        """RFC 4862 5.4.5: stop using the address."""
+        self._count("dad_duplicate")
+        del self.addresses[entry.address]
+        if entry.address == self.care_of_address:
+            self.care_of_address = None
+        self._events.append(AddressDuplicate(entry.address))
+
+    def _ns_source(self, target: IPv6Address) -> IPv6Address | None:
+        """A source for an NS about target: an address that finished DAD, of the same scope
+        when possible (RFC 4861 7.2.2). RFC 4429 3.3 forbids optimistic sources here."""
+        candidates = [
+            e
+            for e in self.addresses.values()
+            if e.state in (AddressState.PREFERRED, AddressState.DEPRECATED)
+        ]
+        for entry in candidates:
+            if target in entry.prefix:
+                return entry.address
+        for entry in candidates:
+            if entry.address.is_link_local == target.is_link_local:
+                return entry.address
+        return candidates[0].address if candidates else None
+
+    def _apply(self, actions: list[NeighborAction], now: float) -> None:
+        for action in actions:
+            if isinstance(action, Transmit):
+                self._frames.append((action.dst_mac, action.packet))
+            elif isinstance(action, Solicit):
+                self._solicit(action)
+
+    def _solicit(self, action: Solicit) -> None:
+        src = self._ns_source(action.target)
+        if src is None:
+            self._count("ns_no_source")
+            return
+        if action.dst_mac is None:
+            dst, dst_mac = solicited_node_multicast(action.target), None
+        else:
+            dst, dst_mac = action.target, action.dst_mac
+        self._send_nd(
+            src,
+            dst,
+            NeighborSolicitation(action.target, (SourceLinkLayerAddress(self.mac),)),
+            dst_mac=dst_mac,
+        )
+
+    def _check_router_change(self) -> None:
+        router = self.default_router
+        entry = self.neighbors.get(router) if router is not None else None
+        state = (router, entry.mac if entry is not None else None)
+        if state != self._router_state:
+            self._router_state = state
+            self._events.append(RouterChanged(*state))

@@ -1,0 +1,81 @@
+"""A link owned in userspace: an AF_PACKET socket, its NdHost and Ethernet framing.
+
+Both the guest agent and the network's nodes (home agent, later MAP and CN) own their links
+this way (DESIGN.md section 2, "one userspace node model"). This class moves frames between
+the socket and the sans-IO NdHost; the daemon decides what every other IPv6 packet means.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from ipaddress import IPv6Address
+
+from netstack.nd.host import NdHost
+from netstack.runtime.afpacket import PacketLink
+from netstack.wire.errors import ParseError
+from netstack.wire.ethernet import ETH_P_IPV6
+from netstack.wire.icmpv6 import decode_icmpv6_packet
+from netstack.wire.icmpv6_types import (
+    ICMPv6Message,
+    NeighborAdvertisement,
+    NeighborSolicitation,
+    RouterAdvertisement,
+    RouterSolicitation,
+)
+from netstack.wire.ipv6 import ParsedPacket, parse_ipv6_packet
+
+log = logging.getLogger(__name__)
+
+_ETHERTYPE_IPV6 = ETH_P_IPV6.to_bytes(2, "big")
+_ND_MESSAGES = (RouterSolicitation, RouterAdvertisement, NeighborSolicitation, NeighborAdvertisement)
+
+
+class LinkNode:
+    """Frames in and out of one interface, with Neighbor Discovery done by `nd`."""
+
+    def __init__(self, link: PacketLink, nd: NdHost, counters: Counter[str]) -> None:
+        self.link = link
+        self.nd = nd
+        self.counters = counters
+        self.mac = link.mac
+
+    def send_packet(self, packet: bytes, destination: IPv6Address, now: float) -> None:
+        """Queue an IPv6 packet for `destination` (next hop resolved by ND); see `flush`."""
+        self.nd.send(packet, destination, now)
+
+    def send_frames(self, frames: list[bytes]) -> None:
+        if frames:
+            sent = self.link.send_batch(frames)
+            if sent < len(frames):
+                self.counters["tx_dropped_link_busy"] += len(frames) - sent
+
+    def flush(self) -> None:
+        """Send everything ND produced (its own messages and resolved data packets)."""
+        pending = self.nd.frames_to_send()
+        if not pending:
+            return
+        mac = self.mac
+        self.send_frames([dst_mac + mac + _ETHERTYPE_IPV6 + packet for dst_mac, packet in pending])
+
+    def handle_icmpv6(
+        self, packet: memoryview, src_mac: bytes, now: float
+    ) -> tuple[ParsedPacket, ICMPv6Message] | None:
+        """Decode an ICMPv6 packet; ND goes to `nd`. Returns other ICMPv6 messages to the caller."""
+        try:
+            parsed = parse_ipv6_packet(packet)
+            message = decode_icmpv6_packet(parsed)
+        except ParseError as exc:
+            self.counters[f"rx_dropped_icmpv6_{exc.reason}"] += 1
+            return None
+        if isinstance(message, _ND_MESSAGES):
+            self.nd.receive(parsed.src, parsed.dst, parsed.hop_limit, message, src_mac, now)
+            return None
+        return parsed, message
+
+    def parse(self, packet: memoryview) -> ParsedPacket | None:
+        try:
+            return parse_ipv6_packet(packet)
+        except ParseError as exc:
+            self.counters[f"rx_dropped_{exc.reason}"] += 1
+            return None

@@ -1,0 +1,60 @@
+"""Home agent configuration (TOML). Defaults are the test bed's home network 6."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from ipaddress import IPv6Address, IPv6Network
+from pathlib import Path
+
+from netstack.runtime.configfile import load_config
+
+
+@dataclass
+class NodeSection:
+    name: str = "ha"
+    state_dir: Path = Path("/run/mip6term/m6")
+    control_socket: Path | None = None  # default: <state_dir>/ha.sock
+    log_level: str = "info"
+
+    @property
+    def socket_path(self) -> Path:
+        return self.control_socket or self.state_dir / f"{self.name}.sock"
+
+
+@dataclass
+class LinkSection:
+    """The home link, owned through AF_PACKET (kernel IPv6 off: it cannot parse the HAO)."""
+
+    interface: str = "eth0"
+    manage_interface: bool = True
+    mtu: int = 1500
+
+
+@dataclass
+class HomeAgentSection:
+    address: IPv6Address = IPv6Address("2001:db8:6::1")
+    home_prefix: IPv6Network = IPv6Network("2001:db8:6::/64")
+    # Optional static default router; otherwise learned from the home link's RAs.
+    default_router: IPv6Address | None = None
+    interface: str | None = None  # alias of [link] interface, kept for older config files
+    allowed_home_addresses: list[IPv6Address] = field(default_factory=list)  # empty: any
+    refused_home_addresses: list[IPv6Address] = field(default_factory=list)
+    max_lifetime: int = 420
+    require_protection: bool = False
+    # RFC 6275 10.4.1: DAD for a new home address before accepting it.
+    proxy_dad: bool = True
+
+
+@dataclass
+class HomeAgentConfig:
+    node: NodeSection = field(default_factory=NodeSection)
+    link: LinkSection = field(default_factory=LinkSection)
+    home_agent: HomeAgentSection = field(default_factory=HomeAgentSection)
+
+    @property
+    def interface(self) -> str:
+        return self.home_agent.interface or self.link.interface
+
+
+def load_home_agent_config(path: str | Path | None) -> HomeAgentConfig:
+    return load_config(HomeAgentConfig, path)

@@ -1,0 +1,302 @@
+"""The home agent daemon (patent: HA 4 on home network 6): one-armed, userspace, on the home link.
+
+Composition: LinkNode (AF_PACKET + NdHost with proxy ND), HomeAgent (binding cache), ProxyDad
+and HomeAgentDataPlane. The kernel of the HA's namespace has IPv6 disabled on the home link
+interface, because the CI kernel cannot parse the Home Address option.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from ipaddress import IPv6Address
+from typing import Any
+
+from netstack.mobility.events import BindingCreated, BindingDeleted, BindingUpdated, DadRequested
+from netstack.mobility.home_agent import HomeAgent, HomeAgentPolicy
+from netstack.nd.config import NdConfig
+from netstack.nd.events import RouterChanged
+from netstack.nd.host import NdHost
+from netstack.runtime.afpacket import PacketLink
+from netstack.runtime.link_node import LinkNode
+from netstack.runtime.linkconfig import configure_link, link_is_up
+from netstack.runtime.loop import NodeLoop
+from netstack.wire.errors import ParseError
+from netstack.wire.icmpv6 import build_icmpv6_packet
+from netstack.wire.icmpv6_types import (
+    EchoReply,
+    EchoRequest,
+    ICMPv6Error,
+    ICMPv6Type,
+    NeighborAdvertisement,
+    NeighborSolicitation,
+)
+from netstack.wire.mh import BindingUpdate
+from netstack.wire.mh_codec import build_mobility_packet, decode_mobility_packet
+from network.home_agent.config import HomeAgentConfig
+from network.home_agent.forwarding import IPPROTO_IPV6, HomeAgentDataPlane
+from network.home_agent.proxy_dad import ProxyDad
+
+log = logging.getLogger("home_agent")
+
+_ETHERTYPE_IPV6 = b"\x86\xdd"
+_ND_ICMP_TYPES = frozenset((133, 134, 135, 136, 137))
+_MOBILITY_CHAIN = frozenset((0, 43, 60, 135))
+
+
+class HomeAgentDaemon:
+    def __init__(self, config: HomeAgentConfig) -> None:
+        self.config = config
+        section = config.home_agent
+        self.address = section.address
+        self.home_prefix = section.home_prefix
+        self.counters: Counter[str] = Counter()
+        ifname = config.interface
+        if config.link.manage_interface:
+            configure_link(ifname, disable_ipv6=True, offloads_off=True)
+        self.link = PacketLink(ifname)
+        self.nd = NdHost(self.link.mac, config=NdConfig(is_router=True, slaac=False))
+        self.node = LinkNode(self.link, self.nd, self.counters)
+        policy = HomeAgentPolicy(
+            allowed_home_addresses=frozenset(section.allowed_home_addresses) or None,
+            refused_home_addresses=frozenset(section.refused_home_addresses),
+            max_lifetime=section.max_lifetime,
+            require_protection=section.require_protection,
+        )
+        self.home_agent = HomeAgent(section.address, home_prefix=section.home_prefix, policy=policy)
+        self.proxy_dad = ProxyDad()
+        self.dataplane = HomeAgentDataPlane(
+            section.address.packed,
+            self.link.mac,
+            self.counters,
+            self.home_agent.lookup,
+            link_mtu=config.link.mtu,
+        )
+        # Link-layer source of BUs sent from the home link (a node returning home): the BA
+        # goes straight to it, since the node does not own its home address yet (11.5.4).
+        self._on_link_macs: dict[IPv6Address, bytes] = {}
+        self.loop: NodeLoop | None = None
+        self.started_at = time.monotonic()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self, loop: NodeLoop) -> None:
+        self.loop = loop
+        now = loop.now()
+        loop.add_reader(self.link, self._on_link_readable)
+        if link_is_up(self.config.interface):
+            self.nd.link_up(now)
+        self.nd.add_static_address(self.address, self.home_prefix.prefixlen, now, dad=True)
+        if self.config.home_agent.default_router is not None:
+            self.nd.set_default_router(self.config.home_agent.default_router)
+        self._after_input(now)
+
+    def close(self) -> None:
+        self.link.close()
+
+    def on_timer(self, now: float) -> None:
+        self.nd.handle_timer(now)
+        self.home_agent.handle_timer(now)
+        self.proxy_dad.handle_timer(now)
+        self._after_input(now)
+
+    # ------------------------------------------------------------------ receive
+
+    def _on_link_readable(self) -> None:
+        now = time.monotonic()
+        own = self.address.packed
+        for frame in self.link.recv_batch():
+            if len(frame) < 54 or frame[12:14] != _ETHERTYPE_IPV6:
+                self.counters["rx_ignored_not_ipv6"] += 1
+                continue
+            packet = frame[14:]
+            if packet[0] >> 4 != 6:
+                self.counters["rx_dropped_bad_version"] += 1
+                continue
+            next_header = packet[6]
+            if next_header == 58 and packet[40] in _ND_ICMP_TYPES:
+                self._handle_nd(packet, bytes(frame[6:12]), now)
+                continue
+            destination = bytes(packet[24:40])
+            if destination == own:
+                if next_header == IPPROTO_IPV6:
+                    self._reverse_tunnel(packet, now)
+                elif next_header in _MOBILITY_CHAIN:
+                    self._handle_mobility(packet, bytes(frame[6:12]), now)
+                elif next_header == 58:
+                    self._handle_icmp_to_self(packet, now)
+                else:
+                    self.counters["rx_ignored_to_self"] += 1
+                continue
+            care_of_address = self.home_agent.lookup(destination)
+            if care_of_address is not None:
+                self._intercept(packet, care_of_address, now)
+            else:
+                self.counters["rx_ignored_not_for_us"] += 1
+        self._after_input(now)
+
+    def _handle_nd(self, packet: memoryview, src_mac: bytes, now: float) -> None:
+        result = self.node.parse(packet)
+        if result is None:
+            return
+        decoded = self.node.handle_icmpv6(packet, src_mac, now)
+        del decoded  # ND messages are consumed by NdHost; observe them for proxy DAD too.
+        try:
+            from netstack.wire.icmpv6 import decode_icmpv6_packet
+
+            message = decode_icmpv6_packet(result)
+        except ParseError:
+            return
+        if isinstance(message, NeighborAdvertisement):
+            self.proxy_dad.observe(message.target, advertisement=True, source=result.src)
+        elif isinstance(message, NeighborSolicitation):
+            self.proxy_dad.observe(message.target, advertisement=False, source=result.src)
+
+    def _handle_mobility(self, packet: memoryview, src_mac: bytes, now: float) -> None:
+        parsed = self.node.parse(packet)
+        if parsed is None or parsed.upper_protocol != 135:
+            self.counters["rx_ignored_to_self"] += 1
+            return
+        try:
+            message = decode_mobility_packet(parsed)
+        except ParseError as exc:
+            self.counters[f"rx_dropped_mh_{exc.reason}"] += 1
+            return
+        if not isinstance(message, BindingUpdate):
+            self.counters["rx_ignored_mh_type"] += 1
+            return
+        if parsed.src in self.home_prefix:
+            self._on_link_macs[parsed.src] = src_mac
+        self.counters["rx_binding_updates"] += 1
+        self.home_agent.receive_binding_update(parsed.src, parsed.home_address, message, now)
+
+    def _handle_icmp_to_self(self, packet: memoryview, now: float) -> None:
+        result = self.node.handle_icmpv6(packet, b"", now)
+        if result is None:
+            return
+        parsed, message = result
+        if isinstance(message, EchoRequest):
+            reply = EchoReply(message.identifier, message.sequence, message.data)
+            self.node.send_packet(
+                build_icmpv6_packet(self.address, parsed.src, reply, hop_limit=64), parsed.src, now
+            )
+
+    def _intercept(self, packet: memoryview, care_of_address: bytes, now: float) -> None:
+        outer = self.dataplane.intercept(packet, care_of_address)
+        if outer is None:
+            if self.dataplane.counters["tunnel_packet_too_big"] and len(packet) + 40 > self.dataplane.link_mtu:
+                self._packet_too_big(packet, now)
+            return
+        frame = self.dataplane.frame(outer)
+        if frame is not None:
+            self.node.send_frames([frame])
+        else:
+            self.node.send_packet(outer, IPv6Address(care_of_address), now)
+
+    def _packet_too_big(self, packet: memoryview, now: float) -> None:
+        source = IPv6Address(bytes(packet[8:24]))
+        mtu = self.dataplane.link_mtu - 40
+        error = ICMPv6Error(ICMPv6Type.PACKET_TOO_BIG, 0, mtu, bytes(packet[: 1280 - 48]))
+        self.node.send_packet(build_icmpv6_packet(self.address, source, error, hop_limit=64), source, now)
+
+    def _reverse_tunnel(self, packet: memoryview, now: float) -> None:
+        inner = self.dataplane.detunnel(packet)
+        if inner is None:
+            return
+        forwarded = bytearray(inner)
+        forwarded[7] -= 1
+        destination = IPv6Address(bytes(forwarded[24:40]))
+        if destination not in self.home_prefix:
+            frame = self.dataplane.frame(forwarded)
+            if frame is not None:
+                self.node.send_frames([frame])
+                return
+        self.node.send_packet(bytes(forwarded), destination, now)
+
+    # ------------------------------------------------------------------ events and outputs
+
+    def _after_input(self, now: float) -> None:
+        for _ in range(16):
+            progressed = False
+            while (event := self.nd.next_event()) is not None:
+                progressed = True
+                if isinstance(event, RouterChanged):
+                    self.dataplane.set_next_hop(event.router_mac)
+            while (event := self.home_agent.next_event()) is not None:
+                progressed = True
+                self._on_binding_event(event, now)
+            for address, duplicate in self.proxy_dad.results():
+                progressed = True
+                self.home_agent.dad_result(address, duplicate, now)
+            for message in self.home_agent.messages_to_send():
+                progressed = True
+                self._send_mobility(message, now)
+            for group, packet in self.proxy_dad.packets_to_send():
+                progressed = True
+                self.node.send_packet(packet, group, now)
+            if not progressed:
+                break
+        self.node.flush()
+        if self.loop is not None:
+            self.loop.arm_earliest(
+                [self.nd.get_timer(), self.home_agent.get_timer(), self.proxy_dad.get_timer()]
+            )
+
+    def _send_mobility(self, message: Any, now: float) -> None:
+        packet = build_mobility_packet(
+            message.src,
+            message.dst,
+            message.message,
+            home_address=message.home_address,
+            routing_type2=message.routing_type2,
+        )
+        self.counters["tx_mobility_messages"] += 1
+        mac = self._on_link_macs.pop(message.dst, None)
+        if mac is not None:
+            self.node.send_frames([mac + self.link.mac + _ETHERTYPE_IPV6 + packet])
+        else:
+            self.node.send_packet(packet, message.dst, now)
+
+    def _on_binding_event(self, event: object, now: float) -> None:
+        if isinstance(event, DadRequested):
+            if self.config.home_agent.proxy_dad:
+                self.proxy_dad.start(event.home_address, now)
+            else:
+                self.home_agent.dad_result(event.home_address, False, now)
+        elif isinstance(event, BindingCreated | BindingUpdated):
+            log.info("binding %s -> %s", event.home_address, event.care_of_address)
+            # Proxy ND for the home address (RFC 6275 10.4.1): answer NS, announce with NA.
+            if not self.nd.is_proxied(event.home_address):
+                self.nd.add_proxy(event.home_address, now)
+        elif isinstance(event, BindingDeleted):
+            log.info("binding for %s deleted", event.home_address)
+            self.nd.remove_proxy(event.home_address)
+
+    # ------------------------------------------------------------------ control API
+
+    def status(self) -> dict[str, Any]:
+        now = time.monotonic()
+        ha = self.home_agent.as_dict(now)
+        counters = dict(self.counters)
+        for source in (self.nd.counters, self.home_agent.counters):
+            for key, value in source.items():
+                counters[key] = counters.get(key, 0) + value
+        return {
+            "node": self.config.node.name,
+            "role": "home_agent",
+            "address": str(self.address),
+            "home_prefix": str(self.home_prefix),
+            "binding_cache": ha["binding_cache"] if isinstance(ha, dict) and "binding_cache" in ha else ha,
+            "neighbor_discovery": self.nd.as_dict(),
+            "counters": counters,
+            "uptime": round(now - self.started_at, 3),
+        }
+
+    def handle_control(self, request: dict[str, Any]) -> dict[str, Any]:
+        command = request.get("cmd")
+        if command == "ping":
+            return {"ok": True, "node": self.config.node.name}
+        if command == "status":
+            return self.status()
+        return {"error": f"unknown command {command!r}"}

@@ -1,0 +1,136 @@
+"""The `mip6term` command line: test bed, handover, status, agent control."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+from provisioning.errors import ProvisioningError
+from provisioning.topology import BRIDGES, DEFAULT_PREFIX, NODES, STATE_ROOT, SWITCH, state_dir
+
+PROG = "mip6term"
+
+
+def _add_prefix(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--prefix", default=DEFAULT_PREFIX,
+                        help=f"namespace prefix of the test bed (default {DEFAULT_PREFIX})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description="Mobile IPv6 terminal appliance")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    testbed = sub.add_parser("testbed", help="network-namespace test bed (patent Fig. 1)")
+    tb_sub = testbed.add_subparsers(dest="testbed_command", required=True)
+    tb_up = tb_sub.add_parser("up", help="build the test bed and start its daemons")
+    _add_prefix(tb_up)
+    tb_up.add_argument("--no-agents", action="store_true", help="do not start the HA and guest agents")
+    tb_up.add_argument("--ha-refuse", action="store_true",
+                       help="configure the HA to refuse the guest's home address")
+    tb_down = tb_sub.add_parser("down", help="stop everything and delete the namespaces")
+    _add_prefix(tb_down)
+    tb_exec = tb_sub.add_parser("exec", help="run a command in a node's namespace")
+    _add_prefix(tb_exec)
+    tb_exec.add_argument("node", help=f"node name ({', '.join((*NODES, SWITCH))}, or a probe)")
+    tb_exec.add_argument("argv", nargs=argparse.REMAINDER, help="-- CMD [ARGS...]")
+
+    move = sub.add_parser("move", help="hand the guest over to another network")
+    move.add_argument("target", choices=tuple(BRIDGES), help="visited network a, b, or home")
+    _add_prefix(move)
+    move.add_argument("--timeout", type=float, default=10.0, help="seconds to wait (default 10)")
+
+    status = sub.add_parser("status", help="binding update list, binding cache, counters")
+    _add_prefix(status)
+    status.add_argument("--json", action="store_true", help="print JSON instead of tables")
+
+    agent = sub.add_parser("agent", help="guest agent control")
+    agent_sub = agent.add_subparsers(dest="agent_command", required=True)
+    restart = agent_sub.add_parser("restart", help="restart the guest agent")
+    _add_prefix(restart)
+    return parser
+
+
+def _require_root() -> None:
+    if os.geteuid() != 0:
+        raise ProvisioningError("this command needs root (network namespaces)")
+
+
+def _cmd_testbed(args: argparse.Namespace) -> int:
+    from provisioning import testbed
+
+    if args.testbed_command == "up":
+        _require_root()
+        options = testbed.UpOptions(prefix=args.prefix, agents=not args.no_agents,
+                                    ha_refuse=args.ha_refuse, state_root=STATE_ROOT)
+        try:
+            sdir = testbed.up(options)
+        except ProvisioningError as exc:
+            if "already exists" in str(exc):
+                raise
+            # keep the half-built bed for inspection (logs); say how to clean it
+            raise ProvisioningError(
+                f"{exc} (clean up with `{PROG} testbed down --prefix {args.prefix}`)") from exc
+        print(f"test bed {args.prefix} up (state dir {sdir})")
+        return 0
+    if args.testbed_command == "down":
+        _require_root()
+        removed = testbed.down(args.prefix, STATE_ROOT)
+        print(f"test bed {args.prefix} down ({len(removed)} namespaces removed)")
+        return 0
+    argv = list(args.argv)
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    return testbed.exec_argv(args.prefix, args.node, argv)
+
+
+def _cmd_move(args: argparse.Namespace) -> int:
+    from provisioning import handover
+
+    if args.timeout <= 0:
+        raise ProvisioningError("--timeout must be positive")
+    elapsed = handover.move(args.prefix, args.target, args.timeout, state_root=STATE_ROOT)
+    print(f"moved to {args.target} in {elapsed:.3f}s")
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from provisioning import status
+    from provisioning.topology import validate_prefix
+
+    merged = status.collect(state_dir(validate_prefix(args.prefix), STATE_ROOT))
+    if args.json:
+        print(json.dumps(merged, indent=2, sort_keys=True, default=str))
+    else:
+        from rich.console import Console
+
+        status.render(merged, Console())
+    return 0
+
+
+def _cmd_agent(args: argparse.Namespace) -> int:
+    from provisioning.nodes import agents
+    from provisioning.topology import validate_prefix
+
+    agents.restart_agent(state_dir(validate_prefix(args.prefix), STATE_ROOT), agents.GUEST)
+    print("guest agent restarted")
+    return 0
+
+
+_COMMANDS = {"testbed": _cmd_testbed, "move": _cmd_move, "status": _cmd_status,
+             "agent": _cmd_agent}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `mip6term` console script; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        return _COMMANDS[args.command](args)
+    except ProvisioningError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130

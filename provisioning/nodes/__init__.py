@@ -1,0 +1,1 @@
+"""Per-node setup of the test bed: servers on the CN, the mobility agents."""

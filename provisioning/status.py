@@ -1,0 +1,81 @@
+"""`mip6term status`: merge the guest and HA status answers; render them as rich tables."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from provisioning import control
+from provisioning.errors import ProvisioningError
+from provisioning.nodes.agents import GUEST, HOME_AGENT_NODE, socket_path
+
+BUL_COLUMNS = ("destination", "home_address", "care_of_address", "lifetime", "state",
+               "sequence", "last_status")
+BC_COLUMNS = ("home_address", "care_of_address", "lifetime", "sequence", "expires_at")
+
+
+def merge(guest: dict[str, Any] | None, ha: dict[str, Any] | None,
+          errors: dict[str, str] | None = None) -> dict[str, Any]:
+    """One status document: BUL from the guest, binding cache from the HA, both counters,
+    and everything else each node returned under its node name."""
+    guest = dict(guest or {})
+    ha = dict(ha or {})
+    merged: dict[str, Any] = {
+        "binding_update_list": guest.pop("binding_update_list", []),
+        "binding_cache": ha.pop("binding_cache", []),
+        "counters": {"guest": guest.pop("counters", {}), "ha": ha.pop("counters", {})},
+        GUEST: guest,
+        HOME_AGENT_NODE: ha,
+    }
+    if errors:
+        merged["errors"] = dict(errors)
+    return merged
+
+
+def collect(state_dir: str, ask: Callable[[str, dict[str, Any], float], dict[str, Any]]
+            = control.request) -> dict[str, Any]:
+    answers: dict[str, dict[str, Any] | None] = {}
+    errors: dict[str, str] = {}
+    for node in (GUEST, HOME_AGENT_NODE):
+        try:
+            answers[node] = ask(socket_path(state_dir, node), {"cmd": "status"}, 2.0)
+        except ProvisioningError as exc:
+            answers[node] = None
+            errors[node] = str(exc)
+    if len(errors) == 2:
+        raise ProvisioningError(f"no agent answered in {state_dir} (is the test bed up with agents?)")
+    return merge(answers[GUEST], answers[HOME_AGENT_NODE], errors)
+
+
+def _rows(entries: Any) -> list[dict[str, Any]]:
+    if isinstance(entries, dict):
+        entries = entries.get("entries", list(entries.values()))
+    return [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
+
+
+def _table(title: str, columns: tuple[str, ...], entries: Any) -> Table:
+    table = Table(title=title)
+    for col in columns:
+        table.add_column(col)
+    for entry in _rows(entries):
+        table.add_row(*("" if entry.get(c) is None else str(entry.get(c)) for c in columns))
+    return table
+
+
+def render(merged: dict[str, Any], console: Console) -> None:
+    console.print(_table("Binding Update List (210)", BUL_COLUMNS,
+                         merged.get("binding_update_list", [])))
+    console.print(_table("Binding cache (HA)", BC_COLUMNS, merged.get("binding_cache", [])))
+    counters = Table(title="Counters")
+    for col in ("node", "counter", "value"):
+        counters.add_column(col)
+    for node, values in merged.get("counters", {}).items():
+        if isinstance(values, dict):
+            for name, value in sorted(values.items()):
+                counters.add_row(node, str(name), str(value))
+    console.print(counters)
+    for node, error in merged.get("errors", {}).items():
+        console.print(f"[yellow]{node}: {error}[/yellow]")

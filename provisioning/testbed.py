@@ -1,0 +1,224 @@
+"""Build and tear down the Fig. 1 test bed out of namespaces, veth pairs and bridges.
+
+All netlink work goes through pyroute2. Processes (radvd, CN servers, agents) are tracked
+by pid files in the state dir; `down` also kills anything still running in a namespace of
+the prefix, so it works after a crash and when nothing exists.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from ipaddress import ip_interface
+
+from pyroute2 import IPRoute
+
+from provisioning import netns, processes, radvd
+from provisioning.errors import ProvisioningError
+from provisioning.nodes import agents, cn
+from provisioning.offloads import set_offloads_off
+from provisioning.topology import (
+    BRIDGES,
+    FIG1,
+    NODES,
+    RADVD_INTERFACES,
+    ROUTERS,
+    SWITCH,
+    namespace,
+    state_dir,
+    validate_prefix,
+)
+
+COMMAND_NOT_FOUND = 127  # same as a shell
+IFA_F_NODAD = 0x02  # static addresses are usable at once (no tentative phase)
+
+
+@dataclass(frozen=True)
+class UpOptions:
+    prefix: str = "m6"
+    agents: bool = True
+    ha_refuse: bool = False
+    state_root: str = "/run/mip6term"
+
+
+def _link_index(ipr: IPRoute, ifname: str) -> int:
+    found = ipr.link_lookup(ifname=ifname)
+    if not found:
+        raise ProvisioningError(f"interface {ifname} not found")
+    return found[0]
+
+
+def _add_address(ns: str, ifname: str, address: str) -> None:
+    iface = ip_interface(address)
+    with IPRoute(netns=ns) as ipr:
+        ipr.addr("add", index=_link_index(ipr, ifname), address=str(iface.ip),
+                 prefixlen=iface.network.prefixlen, flags=IFA_F_NODAD)
+
+
+def _set_up(ns: str, ifname: str) -> None:
+    with IPRoute(netns=ns) as ipr:
+        ipr.link("set", index=_link_index(ipr, ifname), state="up")
+
+
+def _create_veth(ns_a: str, if_a: str, ns_b: str, if_b: str) -> None:
+    """A veth pair created directly across two namespaces (no names in the root netns)."""
+    with IPRoute(netns=ns_a) as ipr:
+        ipr.link("add", ifname=if_a, kind="veth", peer={"ifname": if_b, "net_ns_fd": ns_b})
+    set_offloads_off(ns_a, if_a)
+    set_offloads_off(ns_b, if_b)
+
+
+def _prepare_namespace(ns: str, *, router: bool) -> None:
+    netns.create(ns)
+    # no DAD delay for anything we configure statically in the bed
+    for scope in ("all", "default"):
+        netns.write_sysctl(ns, f"ipv6/conf/{scope}/accept_dad", 0)
+    if router:
+        netns.write_sysctl(ns, "ipv6/conf/all/forwarding", 1)
+    _set_up(ns, "lo")
+
+
+def _build_switch(prefix: str) -> str:
+    sw = namespace(prefix, SWITCH)
+    netns.create(sw)
+    # the switch is pure L2: its own IPv6 stack must not add RS/MLD noise on the segments
+    netns.write_sysctl(sw, "ipv6/conf/default/disable_ipv6", 1)
+    netns.write_sysctl(sw, "ipv6/conf/all/disable_ipv6", 1)
+    _set_up(sw, "lo")
+    with IPRoute(netns=sw) as ipr:
+        for bridge in BRIDGES.values():
+            ipr.link("add", ifname=bridge, kind="bridge", br_mcast_snooping=0,
+                     br_forward_delay=0, br_stp_state=0)
+            ipr.link("set", index=_link_index(ipr, bridge), state="up")
+    return sw
+
+
+def attach_port(prefix: str, port: str, bridge: str) -> None:
+    """Enslave switch port `port` to `bridge` (also used by move and by probes)."""
+    with IPRoute(netns=namespace(prefix, SWITCH)) as ipr:
+        ipr.link("set", index=_link_index(ipr, port), master=_link_index(ipr, bridge))
+
+
+def _build_links(prefix: str) -> None:
+    sw = namespace(prefix, SWITCH)
+    for port in FIG1.switch_ports:
+        ns = namespace(prefix, port.node)
+        _create_veth(ns, port.ifname, sw, port.port)
+        if port.disable_ipv6:
+            # before link up: the kernel must never speak IPv6 on a link our agents own
+            netns.write_sysctl(ns, f"ipv6/conf/{port.ifname}/disable_ipv6", 1)
+        attach_port(prefix, port.port, port.bridge)
+        _set_up(sw, port.port)
+        if port.address:
+            _add_address(ns, port.ifname, port.address)
+        _set_up(ns, port.ifname)
+    for link in FIG1.links:
+        ns_a, ns_b = namespace(prefix, link.node_a), namespace(prefix, link.node_b)
+        _create_veth(ns_a, link.ifname_a, ns_b, link.ifname_b)
+        for ns, ifname, address in ((ns_a, link.ifname_a, link.address_a),
+                                    (ns_b, link.ifname_b, link.address_b)):
+            if address:
+                _add_address(ns, ifname, address)
+            _set_up(ns, ifname)
+
+
+def _add_routes(prefix: str) -> None:
+    for route in FIG1.routes:
+        with IPRoute(netns=namespace(prefix, route.node)) as ipr:
+            dst = "::/0" if route.destination == "default" else route.destination
+            ipr.route("add", dst=dst, gateway=route.gateway, family=10)
+
+
+def _start_radvd(prefix: str, sdir: str) -> None:
+    for node, (ifname, adv_prefix) in RADVD_INTERFACES.items():
+        p = radvd.paths(sdir, node)
+        with open(p.config, "w") as f:
+            f.write(radvd.render_config(ifname, adv_prefix))
+        os.chmod(p.config, 0o644)  # radvd refuses world-writable configs
+        processes.start(sdir, processes.ProcessSpec(
+            name=f"radvd-{node}", namespace=namespace(prefix, node),
+            argv=radvd.command(p), log=os.path.join(sdir, f"radvd-{node}.out"),
+        ))
+    for node in RADVD_INTERFACES:
+        processes.ensure_running(sdir, f"radvd-{node}")
+
+
+def up(options: UpOptions) -> str:
+    """Build the whole bed; returns the state dir. A failure leaves a state `down` can clean."""
+    prefix = validate_prefix(options.prefix)
+    if netns.list_with_prefix(prefix):
+        raise ProvisioningError(
+            f"test bed {prefix!r} already exists (run `mip6term testbed down --prefix {prefix}`)")
+    sdir = state_dir(prefix, options.state_root)
+    os.makedirs(sdir, exist_ok=True)
+    _build_switch(prefix)
+    for node in NODES:
+        _prepare_namespace(namespace(prefix, node), router=node in ROUTERS)
+    _build_links(prefix)
+    _add_routes(prefix)
+    _start_radvd(prefix, sdir)
+    cn.start_services(sdir, namespace(prefix, "cn"))
+    agents.write_configs(sdir, refuse_home_address=options.ha_refuse)
+    if options.agents:
+        for node in (agents.HOME_AGENT_NODE, agents.GUEST):
+            agents.start_agent(sdir, node, namespace(prefix, node))
+        for node in (agents.HOME_AGENT_NODE, agents.GUEST):
+            agents.wait_ready(sdir, node)
+    return sdir
+
+
+def down(prefix: str, state_root: str = "/run/mip6term") -> list[str]:
+    """Stop every process, delete the namespaces and the state dir. Idempotent.
+
+    Returns the namespaces that were removed.
+    """
+    validate_prefix(prefix)
+    sdir = state_dir(prefix, state_root)
+    processes.stop_all(sdir)
+    names = netns.list_with_prefix(prefix)
+    inodes = {ino for n in names if (ino := netns.namespace_inode(n)) is not None}
+    if inodes:
+        netns.terminate(netns.pids_in_namespaces(inodes))
+    for name in names:
+        netns.remove(name)
+    shutil.rmtree(sdir, ignore_errors=True)
+    return names
+
+
+def exec_argv(prefix: str, node: str, argv: list[str]) -> int:
+    """Run argv in <prefix>-<node> with inherited stdio; returns its exit code."""
+    validate_prefix(prefix)
+    ns = namespace(prefix, node)
+    if not netns.exists(ns):
+        if node not in (*NODES, SWITCH):
+            raise ProvisioningError(f"unknown node {node!r} (nodes: {', '.join((*NODES, SWITCH))})")
+        raise ProvisioningError(f"namespace {ns} does not exist (is the test bed up?)")
+    if not argv:
+        raise ProvisioningError("no command given (usage: testbed exec NODE -- CMD...)")
+    try:
+        proc = netns.popen(ns, argv)
+    except FileNotFoundError:
+        print(f"mip6term: error: command not found: {argv[0]}", file=sys.stderr)
+        return COMMAND_NOT_FOUND
+    except OSError as exc:
+        raise ProvisioningError(f"cannot run {argv[0]}: {exc}") from exc
+    return proc.wait()
+
+
+def add_probe(prefix: str, bridge_key: str, name: str = "probe") -> str:
+    """A kernel-IPv6 host namespace <prefix>-<name> with eth0 on bridge BRIDGES[bridge_key].
+
+    Used by tests to look at a segment with an ordinary IPv6 stack (SLAAC from radvd).
+    `down` removes it like any other namespace of the prefix.
+    """
+    ns = namespace(prefix, name)
+    _prepare_namespace(ns, router=False)
+    port = f"p-{name}"[:15]
+    _create_veth(ns, "eth0", namespace(prefix, SWITCH), port)
+    attach_port(prefix, port, BRIDGES[bridge_key])
+    _set_up(namespace(prefix, SWITCH), port)
+    netns.write_sysctl(ns, "ipv6/conf/eth0/accept_ra", 2)
+    _set_up(ns, "eth0")
+    return ns

@@ -1,0 +1,138 @@
+"""Static description of the patent Fig. 1 test bed: nodes, links, addresses, routes.
+
+Only documentation prefixes (2001:db8::/32) are used. Everything here is data, so the
+builder in testbed.py and the unit tests read the same single source of truth.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from ipaddress import IPv6Address, IPv6Network
+
+from provisioning.errors import ProvisioningError
+
+DEFAULT_PREFIX = "m6"
+STATE_ROOT = "/run/mip6term"
+
+NODES = ("guest", "host", "ar-a", "ar-b", "core", "ha", "cn")
+SWITCH = "sw"
+ROUTERS = ("core", "ar-a", "ar-b")
+
+VISITED_A = IPv6Network("2001:db8:a::/64")
+VISITED_B = IPv6Network("2001:db8:b::/64")
+HOME_PREFIX = IPv6Network("2001:db8:6::/64")
+CN_LINK = IPv6Network("2001:db8:8::/64")
+TRANSIT_A = IPv6Network("2001:db8:ff0a::/64")
+TRANSIT_B = IPv6Network("2001:db8:ff0b::/64")
+
+HOME_AGENT = IPv6Address("2001:db8:6::1")
+HOME_ADDRESS = IPv6Address("2001:db8:6::1000")
+HOME_ROUTER = IPv6Address("2001:db8:6::ffff")
+CN_ADDRESS = IPv6Address("2001:db8:8::1001")
+
+# Bridges in the switch namespace, keyed by the name `mip6term move` accepts.
+BRIDGES = {"a": "br-a", "b": "br-b", "home": "br-home"}
+BRIDGE_PREFIXES = {"a": VISITED_A, "b": VISITED_B, "home": HOME_PREFIX}
+GUEST_SWITCH_PORT = "p-guest"
+GUEST_START_BRIDGE = "b"  # the MN starts in visited network 5b
+
+_PREFIX_RE = re.compile(r"^[a-z][a-z0-9]{0,7}$")
+
+
+@dataclass(frozen=True)
+class SwitchPort:
+    """A node interface whose veth peer is a port of a bridge in the switch namespace."""
+
+    node: str
+    ifname: str
+    port: str  # name of the peer inside the switch namespace
+    bridge: str
+    address: str | None = None  # "addr/len" configured in the node kernel, None = none
+    disable_ipv6: bool = False  # the userspace stack owns this link
+
+
+@dataclass(frozen=True)
+class PointToPoint:
+    """A veth pair between two nodes, each end optionally with an address."""
+
+    node_a: str
+    ifname_a: str
+    address_a: str | None
+    node_b: str
+    ifname_b: str
+    address_b: str | None
+
+
+@dataclass(frozen=True)
+class Route:
+    node: str
+    destination: str  # "default" or a prefix
+    gateway: str
+
+
+@dataclass(frozen=True)
+class Topology:
+    switch_ports: tuple[SwitchPort, ...] = field(default_factory=tuple)
+    links: tuple[PointToPoint, ...] = field(default_factory=tuple)
+    routes: tuple[Route, ...] = field(default_factory=tuple)
+
+
+FIG1 = Topology(
+    switch_ports=(
+        SwitchPort("ar-a", "eth0", "p-ar-a", "br-a", "2001:db8:a::1/64"),
+        SwitchPort("ar-b", "eth0", "p-ar-b", "br-b", "2001:db8:b::1/64"),
+        SwitchPort("core", "eth0", "p-core", "br-home", f"{HOME_ROUTER}/64"),
+        SwitchPort("ha", "eth0", "p-ha", "br-home", None, disable_ipv6=True),
+        SwitchPort("guest", "eth0", GUEST_SWITCH_PORT, BRIDGES[GUEST_START_BRIDGE], None,
+                   disable_ipv6=True),
+    ),
+    links=(
+        PointToPoint("core", "eth1", "2001:db8:ff0a::1/64", "ar-a", "eth1", "2001:db8:ff0a::2/64"),
+        PointToPoint("core", "eth2", "2001:db8:ff0b::1/64", "ar-b", "eth1", "2001:db8:ff0b::2/64"),
+        PointToPoint("core", "eth3", "2001:db8:8::1/64", "cn", "eth0", f"{CN_ADDRESS}/64"),
+        # virtual network 15 (guest <-> host); IPv4 is configured later by the host shim
+        PointToPoint("guest", "eth1", None, "host", "eth0", None),
+    ),
+    routes=(
+        Route("core", str(VISITED_A), "2001:db8:ff0a::2"),
+        Route("core", str(VISITED_B), "2001:db8:ff0b::2"),
+        Route("ar-a", "default", "2001:db8:ff0a::1"),
+        Route("ar-b", "default", "2001:db8:ff0b::1"),
+        Route("cn", "default", "2001:db8:8::1"),
+    ),
+)
+
+# The interface radvd advertises on, per router node.
+RADVD_INTERFACES = {"ar-a": ("eth0", VISITED_A), "ar-b": ("eth0", VISITED_B),
+                    "core": ("eth0", HOME_PREFIX)}
+
+
+def validate_prefix(prefix: str) -> str:
+    """Namespace prefixes are short lowercase tags so every derived name stays valid."""
+    if not _PREFIX_RE.match(prefix):
+        raise ProvisioningError(
+            f"invalid prefix {prefix!r}: use 1-8 lowercase letters/digits starting with a letter"
+        )
+    return prefix
+
+
+def namespace(prefix: str, node: str) -> str:
+    return f"{prefix}-{node}"
+
+
+def state_dir(prefix: str, root: str = STATE_ROOT) -> str:
+    return f"{root}/{prefix}"
+
+
+def all_node_names() -> tuple[str, ...]:
+    return (*NODES, SWITCH)
+
+
+def interface_names() -> list[str]:
+    """Every interface name the topology creates (for the 15-character check)."""
+    names = [p.ifname for p in FIG1.switch_ports] + [p.port for p in FIG1.switch_ports]
+    names += list(BRIDGES.values())
+    for link in FIG1.links:
+        names += [link.ifname_a, link.ifname_b]
+    return names
