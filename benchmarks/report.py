@@ -50,17 +50,28 @@ def _fmt(value: float | None, digits: int = 0) -> str:
     return f"{value:,.{digits}f}"
 
 
+def make_console() -> Console:
+    """A console wide enough for the table when stdout is a file or a pipe (rich says 80)."""
+    console = Console()
+    return console if console.is_terminal else Console(width=140)
+
+
 def render(results: list[Measurement], skipped: list[Skipped], console: Console) -> None:
     table = Table(title="mip6term benchmarks", show_lines=False)
     table.add_column("group")
     table.add_column("benchmark")
+    table.add_column("payload B", justify="right")
     table.add_column("packets/s", justify="right")
+    table.add_column("sent pkt/s", justify="right")
     table.add_column("Mbit/s", justify="right")
     table.add_column("loss %", justify="right")
     table.add_column("notes")
     for m in results:
-        notes = ", ".join(f"{k}={v}" for k, v in m.detail.items() if k in _NOTE_KEYS)
-        table.add_row(m.group, m.name, _fmt(m.pps), _fmt(m.mbit_s, 1),
+        notes = ", ".join(f"{k}={v}" for k, v in m.detail.items()
+                          if k in _NOTE_KEYS and v is not None)
+        payload = m.detail.get("payload")
+        table.add_row(m.group, m.name, "-" if payload is None else str(payload), _fmt(m.pps),
+                      _fmt(m.detail.get("sent_pps")), _fmt(m.mbit_s, 1),
                       _fmt(m.loss_percent, 2), notes)
     console.print(table)
     for s in skipped:
@@ -71,7 +82,7 @@ def render(results: list[Measurement], skipped: list[Skipped], console: Console)
 
 
 # Detail keys short enough to show in the table's notes column.
-_NOTE_KEYS = ("payload", "batch", "sent_pps", "cpu_percent", "retransmits", "via")
+_NOTE_KEYS = ("cpu_percent", "retransmits", "note")
 
 
 def to_json(results: list[Measurement], skipped: list[Skipped]) -> dict[str, Any]:

@@ -59,7 +59,7 @@ def _rows(entries: Any) -> list[dict[str, Any]]:
 def _table(title: str, columns: tuple[str, ...], entries: Any) -> Table:
     table = Table(title=title)
     for col in columns:
-        table.add_column(col)
+        table.add_column(col, overflow="fold")  # addresses wrap instead of being cut
     for entry in _rows(entries):
         table.add_row(*("" if entry.get(c) is None else str(entry.get(c)) for c in columns))
     return table

@@ -124,6 +124,10 @@ def _unknown(entry: dict[str, Any], allowed: set[str], where: str) -> None:
 
 def _parse_sa(entry: dict[str, Any], now: float, where: str) -> tuple[str, SecurityAssociation]:
     _unknown(entry, _SA_KEYS, where)
+    if entry.get("algorithm") == AES_CBC_NO_AUTH:
+        # Confidentiality without integrity is open to cut-and-paste attacks and cannot use
+        # anti-replay; it exists only to reproduce the RFC 3602 vectors.
+        raise KeyFileError(f"{where}: {AES_CBC_NO_AUTH} is for test vectors only")
     sa = SecurityAssociation(
         spi=int(entry["spi"]),
         algorithm=entry["algorithm"],
@@ -212,7 +216,9 @@ def tshark_uat(sas: Iterable[SecurityAssociation]) -> list[str]:
     """`-o` values that let tshark decrypt these SAs: ["uat:esp_sa:\"IPv6\",...", ...].
 
     Wireshark 4.0 has no ChaCha20-Poly1305 for ESP (and no ESN): such SAs raise ValueError.
-    Addresses not known on the SA are given as the wildcard "*".
+    Addresses not known on the SA are given as the wildcard "*". Wireshark matches a packet
+    with a Home Address option by the home address, so a transport-mode SA's `src` should be
+    the home address, as in RFC 3776.
     """
     records = []
     for sa in sas:

@@ -11,6 +11,7 @@ packet's selector tuple; any change to the SPD clears the cache.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network, ip_network
@@ -124,6 +125,10 @@ class Policy:
         }
 
 
+def _order_key(entry: tuple[int, int, Policy]) -> tuple[int, int]:
+    return entry[0], entry[1]
+
+
 class SecurityPolicyDatabase:
     def __init__(self) -> None:
         self._policies: dict[str, tuple[int, int, Policy]] = {}
@@ -140,8 +145,7 @@ class SecurityPolicyDatabase:
         entry = (policy.priority, self._order, policy)
         self._policies[policy.name] = entry
         bucket = self._buckets.setdefault((policy.direction, policy.selector.protocol), [])
-        bucket.append(entry)
-        bucket.sort(key=lambda e: (e[0], e[1]))
+        bisect.insort(bucket, entry, key=_order_key)
         self._cache.clear()
 
     def remove(self, name: str) -> None:
@@ -153,7 +157,7 @@ class SecurityPolicyDatabase:
         return len(self._policies)
 
     def __iter__(self):  # noqa: ANN204 - iterator of Policy in priority order
-        return (e[2] for e in sorted(self._policies.values(), key=lambda e: (e[0], e[1])))
+        return (e[2] for e in sorted(self._policies.values(), key=_order_key))
 
     def lookup(self, direction: str, key: SelectorKey) -> Policy | None:
         """First matching policy for the packet's selector tuple, or None."""

@@ -61,6 +61,7 @@ class AddressEntry:
     dad_probes_sent: int = 0
     dad_next: float | None = None  # when to send the next DAD NS or conclude DAD
     announced: bool = False  # AddressReady already reported
+    dad_enabled: bool = True  # run DAD again when the link is re-attached (RFC 4862 5.4)
 
     @property
     def usable(self) -> bool:

@@ -89,6 +89,7 @@ class NdHost:
         self.base_reachable_time = self.config.reachable_time
         self.neighbors.reachable_time = self._random_reachable_time()
         self.link_is_up = False
+        self._attached_before = False
         self.care_of_address: IPv6Address | None = None  # the SLAAC address of this link
         self._rs_sent = 0
         self._rs_next: float | None = None
@@ -170,9 +171,14 @@ class NdHost:
             self._add_address(
                 self.link_local, LINK_LOCAL_PREFIX, AddressOrigin.LINK_LOCAL, math.inf, math.inf, now
             )
-        for entry in self.addresses.values():
+        for entry in list(self.addresses.values()):
+            if self._attached_before and entry.dad_enabled and not entry.under_dad:
+                # RFC 4862 5.4: DAD again after re-attachment; keep autoconfigured
+                # addresses usable meanwhile when optimistic DAD is on (RFC 4429).
+                entry.state = self._dad_state(entry.origin)
             if entry.under_dad and entry.dad_next is None:
                 self._start_dad(entry, now)
+        self._attached_before = True
         self.neighbors.mark_all_stale()
         self._rs_sent = 0
         delay = self.config.max_rtr_solicitation_delay
@@ -266,7 +272,23 @@ class NdHost:
         if next_hop is None:
             self._count("no_route")
             return
+        next_hop = self._avoid_resolution_from_optimistic(packet, next_hop)
         self._apply(self.neighbors.send(next_hop, bytes(packet), now), now)
+
+    def _avoid_resolution_from_optimistic(
+        self, packet: bytes, next_hop: IPv6Address
+    ) -> IPv6Address:
+        """RFC 4429 3.3: a packet from an optimistic address must not trigger address
+        resolution; it goes to a default router (which may redirect) instead."""
+        source = self.addresses.get(IPv6Address(bytes(packet[8:24]))) if len(packet) >= 40 else None
+        if source is None or source.state is not AddressState.OPTIMISTIC:
+            return next_hop
+        neighbor = self.neighbors.get(next_hop)
+        router = self.default_router
+        if (neighbor is None or neighbor.state is NeighborState.INCOMPLETE) and router is not None:
+            self._count("optimistic_via_router")
+            return router
+        return next_hop
 
     def next_hop(self, dst: IPv6Address) -> IPv6Address | None:
         """RFC 4861 5.2 next-hop determination."""
@@ -520,8 +542,6 @@ class NdHost:
     # ================================================================ timers
 
     def handle_timer(self, now: float) -> None:
-        if self._rs_next is not None and self._rs_next <= now:
-            self._send_router_solicitation(now)
         for entry in list(self.addresses.values()):
             if entry.dad_next is not None and entry.dad_next <= now:
                 self._dad_step(entry, now)
@@ -532,6 +552,9 @@ class NdHost:
                 self._events.append(AddressExpired(entry.address))
             elif entry.state is AddressState.PREFERRED and entry.preferred_until <= now:
                 entry.state = AddressState.DEPRECATED
+        # after DAD steps, so an RS sent now can already use a just-confirmed link-local
+        if self._rs_next is not None and self._rs_next <= now:
+            self._send_router_solicitation(now)
         if self.default_routers.expire(now):
             self._count("router_expired")
         self.prefixes.expire(now)
@@ -591,21 +614,21 @@ class NdHost:
         if address in self.addresses:
             return None
         dad = run_dad and self.config.dup_addr_detect_transmits > 0
-        # RFC 4429 2.1: optimistic DAD is for autoconfigured addresses, not manual ones.
-        optimistic = dad and self.config.optimistic_dad and origin is not AddressOrigin.STATIC
-        if not dad:
-            state = AddressState.PREFERRED
-        elif optimistic:
-            state = AddressState.OPTIMISTIC
-        else:
-            state = AddressState.TENTATIVE
+        state = self._dad_state(origin) if dad else AddressState.PREFERRED
         entry = AddressEntry(address, prefix, origin, state, valid_until, preferred_until)
+        entry.dad_enabled = dad
         self.addresses[address] = entry
         if state is not AddressState.TENTATIVE:
             self._report_ready(entry)
         if dad and self.link_is_up:
             self._start_dad(entry, now)
         return entry
+
+    def _dad_state(self, origin: AddressOrigin) -> AddressState:
+        # RFC 4429 2.1: optimistic DAD is for autoconfigured addresses, not manual ones.
+        if self.config.optimistic_dad and origin is not AddressOrigin.STATIC:
+            return AddressState.OPTIMISTIC
+        return AddressState.TENTATIVE
 
     def _report_ready(self, entry: AddressEntry) -> None:
         if not entry.announced:

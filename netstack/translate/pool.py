@@ -43,11 +43,9 @@ class IPv4Pool:
 
     @property
     def size(self) -> int:
-        inside = sum(1 for a in self.exclude if a in self._range_bytes())
-        return self._last - self._first + 1 - inside
-
-    def _range_bytes(self) -> _RangeView:
-        return _RangeView(self._first, self._last)
+        """How many addresses the pool can hand out."""
+        excluded = sum(1 for a in self.exclude if self._first <= int.from_bytes(a, "big") <= self._last)
+        return self._last - self._first + 1 - excluded
 
     @property
     def in_use(self) -> int:
@@ -82,13 +80,3 @@ class IPv4Pool:
             if int.from_bytes(ipv4, "big") < self._cursor:
                 self._released.append(ipv4)
 
-
-class _RangeView:
-    __slots__ = ("first", "last")
-
-    def __init__(self, first: int, last: int) -> None:
-        self.first = first
-        self.last = last
-
-    def __contains__(self, ipv4: bytes) -> bool:
-        return self.first <= int.from_bytes(ipv4, "big") <= self.last

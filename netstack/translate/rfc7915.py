@@ -26,6 +26,11 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from netstack.translate.icmp_errors import (
+    build_icmpv4_error,
+    build_icmpv6_error,
+    icmpv4_admin_prohibited,
+)
 from netstack.translate.rfc6052 import Rfc6052Prefix
 from netstack.wire.checksum import ones_complement_sum, pseudo_header_sum
 
@@ -75,7 +80,6 @@ _POINTER_6TO4.update({p: 16 for p in range(24, 40)})
 
 _ICMP4_ECHO_TO_6 = {8: 128, 0: 129}
 _ICMP6_ECHO_TO_4 = {128: 8, 129: 0}
-_ICMP4_ERROR_TYPES = frozenset((3, 4, 5, 11, 12))
 
 
 def _fold(total: int) -> int:
@@ -119,6 +123,12 @@ class TranslatorConfig:
     mtu_plateaus: tuple[int, ...] = RFC1191_PLATEAUS
     icmpv4_error_source: bytes | None = None  # default: the dropped packet's destination
     icmpv6_error_source: bytes | None = None
+
+    def __post_init__(self) -> None:
+        if self.lowest_ipv6_mtu < 1280 or self.ipv6_mtu < 1280:
+            raise ValueError("IPv6 MTUs cannot be below 1280 (RFC 8200 5)")
+        if self.ipv4_mtu < 68:
+            raise ValueError("IPv4 MTU cannot be below 68 (RFC 791)")
 
 
 class Rfc7915Translator:
@@ -673,63 +683,6 @@ def _inner_has_fragment_header(data: bytes) -> bool:
     return next_header == PROTO_FRAGMENT
 
 
-def _is_icmpv4_error_or_fragment(packet: bytes) -> bool:
-    """RFC 1812 4.3.2.7: no ICMP error about an ICMP error or a non-first fragment."""
-    ihl = (packet[0] & 0x0F) * 4
-    if _H.unpack_from(packet, 6)[0] & 0x1FFF:
-        return True
-    return packet[9] == PROTO_ICMP and len(packet) > ihl and packet[ihl] in _ICMP4_ERROR_TYPES
-
-
-def build_icmpv4_error(
-    original: bytes, src4: bytes, icmp_type: int, code: int, *, rest: int = 0, ttl: int = 64
-) -> bytes | None:
-    """ICMPv4 error about `original` (an IPv4 packet) sent from `src4` to its source.
-
-    `rest` is the low 16 bits of the second word (the next-hop MTU for type 3 code 4).
-    None when RFC 1812 forbids an error (original is an ICMP error or a later fragment).
-    """
-    if len(original) < IPV4_HEADER_LEN or _is_icmpv4_error_or_fragment(original):
-        return None
-    quoted = original[: ICMPV4_ERROR_MAX - IPV4_HEADER_LEN - 8]
-    body = struct.pack("!BBHHH", icmp_type, code, 0, 0, rest & 0xFFFF) + quoted
-    body = body[:2] + _H.pack(_checksum(body)) + body[4:]
-    header = bytearray(
-        _IPV4.pack(0x45, 0, IPV4_HEADER_LEN + len(body), 0, 0, ttl, PROTO_ICMP, 0, src4, original[12:16])
-    )
-    _ipv4_header_checksum(header)
-    return bytes(header) + body
-
-
-def icmpv4_admin_prohibited(original_ipv4_packet: bytes, src4: bytes) -> bytes | None:
-    """Destination Unreachable, Communication Administratively Prohibited (type 3 code 13).
-
-    What the caller sends when table 230 cannot map a host packet (RFC 7915 4.4). None when
-    no error may be sent (the packet is itself an ICMP error or a non-first fragment).
-    """
-    return build_icmpv4_error(bytes(original_ipv4_packet), src4, 3, 13)
-
-
-def build_icmpv6_error(
-    original: bytes, src6: bytes, icmp_type: int, code: int, value: int = 0, hop_limit: int = 64
-) -> bytes | None:
-    """ICMPv6 error about `original` (an IPv6 packet) sent from `src6` to its source.
-
-    `value` is the 32-bit field after the checksum (MTU or pointer). None for an ICMPv6
-    error about an ICMPv6 error (RFC 4443 2.4(e)); fragments are not inspected.
-    """
-    if len(original) < IPV6_HEADER_LEN:
-        return None
-    if original[6] == PROTO_ICMPV6 and len(original) > IPV6_HEADER_LEN and original[40] < 128:
-        return None
-    dst6 = original[8:24]
-    quoted = original[: ICMPV6_ERROR_MAX - IPV6_HEADER_LEN - 8]
-    body = struct.pack("!BBHI", icmp_type, code, 0, value & 0xFFFFFFFF) + quoted
-    checksum = _checksum(body, pseudo_header_sum(src6, dst6, len(body), PROTO_ICMPV6))
-    body = body[:2] + _H.pack(checksum) + body[4:]
-    return _IPV6.pack(0x60000000, len(body), PROTO_ICMPV6, hop_limit, src6, dst6) + body
-
-
 # -- module-level convenience (a shared default translator) ---------------------------------
 
 _default = Rfc7915Translator()
@@ -743,3 +696,14 @@ def translate_4to6(packet: bytes | bytearray | memoryview, src6: bytes, dst6: by
 def translate_6to4(packet: bytes | bytearray | memoryview, src4: bytes, dst4: bytes) -> list[bytes]:
     """RFC 7915 section 5 with the default config."""
     return _default.translate_6to4(packet, src4, dst4)
+
+
+__all__ = [
+    "Rfc7915Translator",
+    "TranslatorConfig",
+    "build_icmpv4_error",
+    "build_icmpv6_error",
+    "icmpv4_admin_prohibited",
+    "translate_4to6",
+    "translate_6to4",
+]

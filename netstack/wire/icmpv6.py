@@ -54,6 +54,15 @@ ERROR_TYPES = frozenset(
     }
 )
 
+_ND_TYPES = frozenset(
+    {
+        ICMPv6Type.ROUTER_SOLICITATION,
+        ICMPv6Type.ROUTER_ADVERTISEMENT,
+        ICMPv6Type.NEIGHBOR_SOLICITATION,
+        ICMPv6Type.NEIGHBOR_ADVERTISEMENT,
+    }
+)
+
 _SOLICITED_NODE_PREFIX = IPv6Address("ff02::1:ff00:0").packed[:13]
 
 _HEADER = struct.Struct("!BBH")
@@ -394,6 +403,9 @@ def decode_icmpv6(
     body = view[ICMPV6_HEADER_LEN:]
     decoder = _MESSAGE_DECODERS.get(icmp_type)
     if decoder is not None:
+        if code != 0 and icmp_type in _ND_TYPES:
+            # RFC 4861 6.1 / 7.1: an ND message with a non-zero code is invalid.
+            raise ParseError(f"ND message type {icmp_type} with code {code}", reason="nd_bad_code")
         return decoder(code, body)
     if icmp_type in ERROR_TYPES:
         _need(body, _PARAMETER.size, "ICMPv6 error")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -21,6 +22,10 @@ def _cli(*argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=timeout, check=False)
 
 
+_COMMAND_WORDS = {"testbed", "up", "down", "exec", "move", "status", "agent", "restart"}
+_bed_counter = itertools.count()
+
+
 @dataclass
 class BedHandle:
     prefix: str
@@ -35,8 +40,12 @@ class BedHandle:
         return netns.run(self.namespace(node), argv, timeout=timeout)
 
     def cli(self, *argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        """Run a `mip6term` subcommand against this bed (adds --prefix)."""
-        return _cli(*argv, "--prefix", self.prefix, timeout=timeout)
+        """Run a `mip6term` subcommand against this bed (adds --prefix after the command
+        words, so it never lands in the argv of `testbed exec NODE -- CMD`)."""
+        k = 0
+        while k < len(argv) and argv[k] in _COMMAND_WORDS:
+            k += 1
+        return _cli(*argv[:k], "--prefix", self.prefix, *argv[k:], timeout=timeout)
 
     def move(self, target: str, timeout: float = 10) -> subprocess.CompletedProcess[str]:
         return self.cli("move", target, "--timeout", str(timeout), timeout=timeout + 30)
@@ -52,10 +61,11 @@ class BedHandle:
         return ns
 
 
-def _bring_up(request: pytest.FixtureRequest, *extra: str) -> Iterator[BedHandle]:
+def _bring_up(*extra: str) -> Iterator[BedHandle]:
     if os.geteuid() != 0:
         pytest.skip("netns tests need root")
-    prefix = f"t{os.getpid() % 1000}{request.node.name.__hash__() % 100:02d}"[:8]
+    # unique per pytest process and per bed, so parallel runs never share namespaces
+    prefix = f"t{os.getpid() % 1000}x{next(_bed_counter)}"
     bed = BedHandle(prefix=prefix, state_dir=topology.state_dir(prefix))
     try:
         result = _cli("testbed", "up", "--prefix", prefix, *extra, timeout=120)
@@ -65,13 +75,20 @@ def _bring_up(request: pytest.FixtureRequest, *extra: str) -> Iterator[BedHandle
         _cli("testbed", "down", "--prefix", prefix, timeout=120)
 
 
-@pytest.fixture
-def testbed_no_agents(request: pytest.FixtureRequest) -> Iterator[BedHandle]:
-    """The Fig. 1 bed with radvd and CN servers, without the mobility agents."""
-    yield from _bring_up(request, "--no-agents")
+@pytest.fixture(scope="module")
+def testbed_no_agents() -> Iterator[BedHandle]:
+    """The Fig. 1 bed with radvd and CN servers, without the mobility agents (shared by the
+    tests of a module: tests must not break it)."""
+    yield from _bring_up("--no-agents")
 
 
 @pytest.fixture
-def testbed(request: pytest.FixtureRequest) -> Iterator[BedHandle]:
-    """The full Fig. 1 bed including the HA and guest agents."""
-    yield from _bring_up(request)
+def fresh_testbed_no_agents() -> Iterator[BedHandle]:
+    """A private bed without agents, for tests that change or tear down the bed."""
+    yield from _bring_up("--no-agents")
+
+
+@pytest.fixture
+def testbed() -> Iterator[BedHandle]:
+    """The full Fig. 1 bed including the HA and guest agents (one per test)."""
+    yield from _bring_up()

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
+from ipaddress import ip_address
 
 import pytest
 from pyroute2 import IPRoute
@@ -124,8 +127,8 @@ def test_nft_filter_drops_exactly_the_first_two_binding_updates(testbed_no_agent
     nft.remove_binding_update_filter(bed.prefix)  # idempotent
 
 
-def test_down_leaves_no_namespace_no_process_no_state(testbed_no_agents: BedHandle) -> None:
-    bed = testbed_no_agents
+def test_down_leaves_no_namespace_no_process_no_state(fresh_testbed_no_agents: BedHandle) -> None:
+    bed = fresh_testbed_no_agents
     names = netns.list_with_prefix(bed.prefix)
     inodes = {netns.namespace_inode(n) for n in names} - {None}
     recorded = [processes.read_pid(bed.state_dir, n) for n in processes.recorded_names(bed.state_dir)]
@@ -148,3 +151,104 @@ def test_up_twice_is_refused(testbed_no_agents: BedHandle) -> None:
     assert result.returncode == 1
     assert "already exists" in result.stderr
     assert result.stderr.count("\n") == 1
+
+
+def test_move_reattaches_guest_port_and_times_out_without_agent(
+        fresh_testbed_no_agents: BedHandle) -> None:
+    bed = fresh_testbed_no_agents
+    result = bed.move("a", timeout=0.3)
+    assert result.returncode == 1
+    assert "not completed within 0.3s" in result.stderr
+    port = bed.exec("sw", "ip", "-d", "link", "show", "p-guest").stdout.decode()
+    assert "master br-a" in port and "state UP" in port
+
+
+# --- with the mobility agents (guest_agent, network.home_agent written by other engineers) ---
+
+_agents_missing = any(importlib.util.find_spec(m) is None
+                      for m in ("guest_agent.__main__", "network.home_agent.__main__"))
+needs_agents = pytest.mark.skipif(_agents_missing, reason="agent daemons not written yet")
+
+
+def _wait_bul_state(bed: BedHandle, state: str, timeout: float = 10) -> dict:
+    deadline = time.monotonic() + timeout
+    status: dict = {}
+    while time.monotonic() < deadline:
+        status = bed.status()
+        if any(e.get("state") == state for e in status["binding_update_list"]):
+            return status
+        time.sleep(0.2)
+    raise AssertionError(f"no BUL entry in state {state!r}: {status.get('binding_update_list')}")
+
+
+@needs_agents
+def test_agents_register_and_hand_over(testbed: BedHandle) -> None:
+    bed = testbed
+    status = _wait_bul_state(bed, "registered")
+    entry = status["binding_update_list"][0]
+    assert ip_address(entry["care_of_address"]) in topology.VISITED_B
+    assert status["binding_cache"][0]["home_address"] == str(topology.HOME_ADDRESS)
+    assert set(status["counters"]) == {"guest", "ha"}
+
+    for target in ("a", "b", "home"):
+        result = bed.move(target)
+        assert result.returncode == 0, result.stderr
+        assert re.match(rf"moved to {target} in \d+\.\d+s", result.stdout)
+    status = bed.status()
+    assert status["guest"]["at_home"] is True
+    assert not [e for e in status["binding_update_list"] if e.get("state") == "registered"]
+
+
+@needs_agents
+def test_agent_restart_registers_again(testbed: BedHandle) -> None:
+    bed = testbed
+    _wait_bul_state(bed, "registered")
+    old_pid = processes.read_pid(bed.state_dir, "guest")
+    result = bed.cli("agent", "restart")
+    assert result.returncode == 0, result.stderr
+    new_pid = processes.read_pid(bed.state_dir, "guest")
+    assert new_pid != old_pid and old_pid is not None and not netns.pid_alive(old_pid)
+    _wait_bul_state(bed, "registered")
+
+
+@needs_agents
+def test_dropped_binding_updates_are_retransmitted(testbed: BedHandle) -> None:
+    bed = testbed
+    _wait_bul_state(bed, "registered")
+    nft.drop_first_binding_updates(bed.prefix, 2)
+    result = bed.move("a", timeout=15)
+    assert result.returncode == 0, result.stderr
+    counts = nft.binding_update_counters(bed.prefix)
+    assert counts["dropped"] == 2 and counts["passed"] >= 1
+    # the two lost BUs cost at least the first retransmission timeouts (1 s + 2 s)
+    elapsed = float(re.search(r"in (\d+\.\d+)s", result.stdout).group(1))
+    assert elapsed >= 2.5
+
+
+def test_ha_refuse_option_reaches_the_ha_config(fresh_testbed_no_agents: BedHandle) -> None:
+    import tomllib
+
+    with open(os.path.join(fresh_testbed_no_agents.state_dir, "ha.toml"), "rb") as f:
+        assert tomllib.load(f)["home_agent"]["refused_home_addresses"] == []
+
+
+@needs_agents
+def test_ha_refuse_gives_refused_binding() -> None:
+    from tests.netns.conftest import _bring_up
+
+    for bed in _bring_up("--ha-refuse"):
+        status = _wait_bul_state(bed, "refused")
+        assert status["binding_update_list"][0]["last_status"] >= 128
+        assert status["binding_cache"] == []
+
+
+def test_down_after_crash_without_state_dir(fresh_testbed_no_agents: BedHandle) -> None:
+    bed = fresh_testbed_no_agents
+    inodes = {netns.namespace_inode(n) for n in netns.list_with_prefix(bed.prefix)} - {None}
+    running = netns.pids_in_namespaces(inodes)
+    assert running
+    shutil.rmtree(bed.state_dir)  # pid files lost, as after a crash that wiped /run
+    result = bed.cli("testbed", "down")
+    assert result.returncode == 0, result.stderr
+    assert netns.list_with_prefix(bed.prefix) == []
+    assert not any(netns.pid_alive(p) for p in running)

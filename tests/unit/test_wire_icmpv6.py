@@ -412,3 +412,15 @@ def test_ra_round_trip_property(hop, m, o, h, lifetime, reach, plen, valid, dist
         ),
     )
     assert decode_icmpv6(encode_icmpv6(ra, SRC, DST), SRC, DST) == ra
+
+
+def test_nd_message_with_nonzero_code_is_rejected() -> None:
+    wire = bytearray(encode_icmpv6(RouterSolicitation(), SRC, DST))
+    wire[1] = 1
+    with pytest.raises(ParseError) as info:
+        decode_icmpv6(bytes(wire), SRC, DST, verify_checksum=False)
+    assert info.value.reason == "nd_bad_code"
+    # echo with a non-zero code is still decoded (RFC 4443 does not forbid it)
+    echo = bytearray(encode_icmpv6(EchoRequest(1, 2), SRC, DST))
+    echo[1] = 5
+    assert decode_icmpv6(bytes(echo), SRC, DST, verify_checksum=False) == EchoRequest(1, 2)

@@ -1,0 +1,70 @@
+"""`python -m benchmarks [inprocess|testbed|tayga|all] [--json out.json]`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from benchmarks import report
+from benchmarks.inprocess import DEFAULT_ITERATIONS, DEFAULT_REPEATS
+
+SUITES = ("inprocess", "testbed", "tayga", "all")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("suite", nargs="?", default="inprocess", choices=SUITES,
+                        help="what to measure (default inprocess; all = the three)")
+    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    parser.add_argument("--iterations", type=int, default=DEFAULT_ITERATIONS,
+                        help=f"in-process batches per run (default {DEFAULT_ITERATIONS})")
+    parser.add_argument("--repeats", type=int, default=DEFAULT_REPEATS,
+                        help=f"in-process runs, best reported (default {DEFAULT_REPEATS})")
+    parser.add_argument("--duration", type=int, default=5,
+                        help="seconds per iperf3 run (test bed and TAYGA; default 5)")
+    parser.add_argument("--prefix", default="bench",
+                        help="test bed namespace prefix (default bench)")
+    parser.add_argument("--keep", action="store_true",
+                        help="leave a test bed that this run brought up")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.iterations < 1 or args.repeats < 1 or not 1 <= args.duration <= 60:
+        print("iterations and repeats must be >= 1, duration 1..60 s", file=sys.stderr)
+        return 2
+    console = report.make_console()
+    results: list[report.Measurement] = []
+    skipped: list[report.Skipped] = []
+    if args.suite in ("inprocess", "all"):
+        from benchmarks import inprocess
+
+        with console.status("in-process data path"):
+            found, missing = inprocess.run(args.iterations, args.repeats)
+        results += found
+        skipped += missing
+    if args.suite in ("testbed", "all"):
+        from benchmarks import testbed
+
+        with console.status(f"test bed {args.prefix}"):
+            found, missing = testbed.run(args.prefix, args.duration, keep=args.keep)
+        results += found
+        skipped += missing
+    if args.suite in ("tayga", "all"):
+        from benchmarks import tayga
+
+        with console.status("TAYGA reference"):
+            found, missing = tayga.run(args.duration)
+        results += found
+        skipped += missing
+    report.render(results, skipped, console)
+    if args.json:
+        report.write_json(args.json, results, skipped)
+        console.print(f"JSON written to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,222 @@
+"""Benchmarks through the netns test bed: iperf3 from the guest's home address to the CN.
+
+The guest's applications bind the home address 2001:db8:6::1000 (TUN hoa0); their packets are
+reverse-tunnelled to the HA by the guest agent and forwarded to the CN (2001:db8:8::1001, which
+runs `iperf3 -s`). The reverse runs (-R) exercise the HA's intercept/encapsulate path and the
+guest's receive routine. Everything goes through the `mip6term` CLI (python -m provisioning),
+and every subprocess is bounded by a timeout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from benchmarks.report import Measurement, Skipped
+
+HOME_ADDRESS = "2001:db8:6::1000"
+CN_ADDRESS = "2001:db8:8::1001"
+CLI = (sys.executable, "-m", "provisioning")
+UP_TIMEOUT = 120.0
+DOWN_TIMEOUT = 60.0
+BINDING_TIMEOUT = 30.0
+SMALL_PAYLOAD = 100
+
+
+class CommandFailed(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Completed:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_bounded(argv: Sequence[str], timeout: float) -> Completed:
+    """Run argv with a hard timeout; on expiry kill its whole process group (iperf3 included)."""
+    proc = subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL, text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        raise CommandFailed(f"{' '.join(argv)} timed out after {timeout:.0f}s") from None
+    return Completed(proc.returncode, out, err)
+
+
+# ------------------------------------------------------------------------------- iperf3
+
+
+def iperf3_client_args(server: str, *, udp: bool, duration: int, bind: str | None = None,
+                       reverse: bool = False) -> list[str]:
+    argv = ["iperf3", "-c", server, "-t", str(duration), "-J"]
+    if udp:
+        argv += ["-u", "-l", str(SMALL_PAYLOAD), "-b", "0"]
+    if bind:
+        argv += ["--bind", bind]
+    if reverse:
+        argv.append("-R")
+    return argv
+
+
+def parse_iperf3(text: str) -> dict[str, Any]:
+    """iperf3 -J output; raises CommandFailed with iperf3's own error message."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CommandFailed(f"iperf3 printed no JSON: {text[:200]!r}") from exc
+    if data.get("error"):
+        raise CommandFailed(f"iperf3: {data['error']}")
+    return data
+
+
+def udp_measurement(group: str, name: str, data: dict[str, Any], via: str) -> Measurement:
+    """Sent and received packets per second and loss, from an iperf3 UDP run.
+
+    iperf3 >= 3.10 reports the sender's view in end.sum_sent and the receiver's in
+    end.sum_received; end.sum carries lost_packets (older versions only have end.sum).
+    """
+    end = data["end"]
+    total = end["sum"]
+    sent = end.get("sum_sent", total)
+    received = end.get("sum_received", total)
+    sent_packets = int(sent.get("packets", total["packets"]))
+    lost = int(total.get("lost_packets", 0))
+    received_packets = max(0, int(total["packets"]) - lost)
+    sent_seconds = float(sent["seconds"]) or 1e-9
+    received_seconds = float(received["seconds"]) or 1e-9
+    received_pps = received_packets / received_seconds
+    return Measurement(
+        group=group,
+        name=name,
+        pps=received_pps,
+        mbit_s=received_pps * SMALL_PAYLOAD * 8 / 1e6,
+        loss_percent=float(total.get("lost_percent", 0.0)),
+        packets=received_packets,
+        seconds=received_seconds,
+        detail={
+            "payload": SMALL_PAYLOAD,
+            "sent_pps": round(sent_packets / sent_seconds),
+            "sent_packets": sent_packets,
+            "received_packets": received_packets,
+            "cpu_percent": _cpu(end),
+            "via": via,
+        },
+    )
+
+
+def tcp_measurement(group: str, name: str, data: dict[str, Any], via: str) -> Measurement:
+    end = data["end"]
+    received = end["sum_received"]
+    sent = end.get("sum_sent", {})
+    return Measurement(
+        group=group,
+        name=name,
+        mbit_s=float(received["bits_per_second"]) / 1e6,
+        seconds=float(received["seconds"]),
+        detail={"retransmits": sent.get("retransmits"), "cpu_percent": _cpu(end), "via": via},
+    )
+
+
+def _cpu(end: dict[str, Any]) -> str | None:
+    cpu = end.get("cpu_utilization_percent")
+    if not cpu:
+        return None
+    return f"{cpu.get('host_total', 0):.0f}/{cpu.get('remote_total', 0):.0f}"
+
+
+# ------------------------------------------------------------------------------- test bed
+
+
+def _cli(*args: str, timeout: float) -> Completed:
+    return run_bounded([*CLI, *args], timeout)
+
+
+def bed_exists(prefix: str) -> bool:
+    return os.path.exists(f"/run/netns/{prefix}-guest")
+
+
+def _binding_registered(prefix: str) -> bool:
+    done = _cli("status", "--prefix", prefix, "--json", timeout=20)
+    if done.returncode != 0:
+        return False
+    try:
+        status = json.loads(done.stdout)
+    except json.JSONDecodeError:
+        return False
+    return any(entry.get("state") == "registered"
+               for entry in status.get("binding_update_list", []))
+
+
+def wait_for_binding(prefix: str, timeout: float = BINDING_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _binding_registered(prefix):
+            return
+        time.sleep(0.5)
+    raise CommandFailed(f"no registered binding in test bed {prefix} after {timeout:.0f}s")
+
+
+def guest_exec(prefix: str, argv: Sequence[str], timeout: float) -> Completed:
+    return _cli("testbed", "exec", "--prefix", prefix, "guest", "--", *argv, timeout=timeout)
+
+
+def iperf3_from_guest(prefix: str, *, udp: bool, duration: int, reverse: bool) -> dict[str, Any]:
+    argv = iperf3_client_args(CN_ADDRESS, udp=udp, duration=duration, bind=HOME_ADDRESS,
+                              reverse=reverse)
+    last: CommandFailed | None = None
+    for _attempt in range(3):  # the single-client server may still be closing the last test
+        done = guest_exec(prefix, argv, timeout=duration + 30)
+        try:
+            return parse_iperf3(done.stdout)
+        except CommandFailed as exc:
+            last = exc
+            if "busy" not in str(exc) and "refused" not in str(exc):
+                raise
+            time.sleep(1.0)
+    assert last is not None
+    raise last
+
+
+def measure(prefix: str, duration: int) -> list[Measurement]:
+    via = "guest hoa0 -> tunnel -> HA -> CN"
+    via_r = "CN -> HA intercept -> tunnel -> guest"
+    results = []
+    data = iperf3_from_guest(prefix, udp=True, duration=duration, reverse=False)
+    results.append(udp_measurement("testbed", "UDP 100 B guest->CN", data, via))
+    data = iperf3_from_guest(prefix, udp=True, duration=duration, reverse=True)
+    results.append(udp_measurement("testbed", "UDP 100 B CN->guest (-R)", data, via_r))
+    data = iperf3_from_guest(prefix, udp=False, duration=duration, reverse=False)
+    results.append(tcp_measurement("testbed", "TCP guest->CN", data, via))
+    data = iperf3_from_guest(prefix, udp=False, duration=duration, reverse=True)
+    results.append(tcp_measurement("testbed", "TCP CN->guest (-R)", data, via_r))
+    return results
+
+
+def run(prefix: str = "bench", duration: int = 5, *,
+        keep: bool = False) -> tuple[list[Measurement], list[Skipped]]:
+    """Bring the bed up if needed, measure, and tear it down (unless keep) whatever happens."""
+    if os.geteuid() != 0:
+        return [], [Skipped("testbed", "iperf3 via test bed", "needs root (network namespaces)")]
+    try:
+        if not bed_exists(prefix):
+            done = _cli("testbed", "up", "--prefix", prefix, timeout=UP_TIMEOUT)
+            if done.returncode != 0:
+                raise CommandFailed(f"testbed up failed: {done.stderr.strip()[-400:]}")
+        wait_for_binding(prefix)
+        return measure(prefix, duration), []
+    except CommandFailed as exc:
+        return [], [Skipped("testbed", "iperf3 via test bed", str(exc))]
+    finally:
+        if not keep:
+            _cli("testbed", "down", "--prefix", prefix, timeout=DOWN_TIMEOUT)
