@@ -219,4 +219,15 @@ def run(prefix: str = "bench", duration: int = 5, *,
         return [], [Skipped("testbed", "iperf3 via test bed", str(exc))]
     finally:
         if not keep:
-            _cli("testbed", "down", "--prefix", prefix, timeout=DOWN_TIMEOUT)
+            teardown(prefix)
+
+
+def teardown(prefix: str) -> None:
+    """`testbed down`; a failure here is reported, never allowed to hide the results."""
+    try:
+        done = _cli("testbed", "down", "--prefix", prefix, timeout=DOWN_TIMEOUT)
+    except CommandFailed as exc:
+        print(f"benchmarks: {exc}", file=sys.stderr)
+        return
+    if done.returncode != 0:
+        print(f"benchmarks: testbed down failed: {done.stderr.strip()[-400:]}", file=sys.stderr)

@@ -62,7 +62,11 @@ class GuestAgent:
         if config.link.manage_interface:
             configure_link(ifname, disable_ipv6=True, offloads_off=True)
         self.link = PacketLink(ifname)
-        nd = NdHost(self.link.mac, config=NdConfig(optimistic_dad=config.link.optimistic_dad))
+        # RFC 6275 11.5.1: after a link change the MN may solicit at once (no random delay).
+        nd = NdHost(
+            self.link.mac,
+            config=NdConfig(optimistic_dad=config.link.optimistic_dad, max_rtr_solicitation_delay=0.0),
+        )
         self.node = LinkNode(self.link, nd, self.counters)
         self.nd = nd
         timers = MobilityTimers(

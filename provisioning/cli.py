@@ -50,6 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
     agent_sub = agent.add_subparsers(dest="agent_command", required=True)
     restart = agent_sub.add_parser("restart", help="restart the guest agent")
     _add_prefix(restart)
+
+    demo = sub.add_parser("demo", help="the main job: register, fetch, hand over, report")
+    demo.add_argument("--guest", choices=("lite", "vm"), default="lite",
+                      help="lite: the guest agent in a namespace; vm: the QEMU guest")
+    demo.add_argument("--prefix", default="demo", help="namespace prefix (default demo)")
+    demo.add_argument("--keep", action="store_true", help="leave the test bed up afterwards")
     return parser
 
 
@@ -119,8 +125,20 @@ def _cmd_agent(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    _require_root()
+    if args.guest == "vm":
+        raise ProvisioningError("the VM guest is not available yet; run `make demo GUEST=lite`")
+    from rich.console import Console
+
+    from provisioning.demo import run_demo
+
+    report = run_demo(Console(), prefix=args.prefix, keep=args.keep)
+    return 0 if report.intact else 1
+
+
 _COMMANDS = {"testbed": _cmd_testbed, "move": _cmd_move, "status": _cmd_status,
-             "agent": _cmd_agent}
+             "agent": _cmd_agent, "demo": _cmd_demo}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,7 +13,7 @@ from provisioning.errors import ProvisioningError
 from provisioning.nodes.agents import GUEST, HOME_AGENT_NODE, socket_path
 
 BUL_COLUMNS = ("destination", "home_address", "care_of_address", "lifetime", "state",
-               "sequence", "last_status")
+               "sequence", "last_status", "reason")
 BC_COLUMNS = ("home_address", "care_of_address", "lifetime", "sequence", "expires_at")
 
 

@@ -19,7 +19,7 @@ from netstack.ipsec.modes import (
     tunnel_protect,
     tunnel_unprotect,
 )
-from netstack.ipsec.sa import TUNNEL
+from netstack.ipsec.sa import LIFETIME_OK, TUNNEL
 from netstack.ipsec.sad import SecurityAssociationDatabase
 from netstack.ipsec.spd import (
     BYPASS,
@@ -138,6 +138,10 @@ class SecurityProcessor:
         # protect: the policy demands ESP but the packet came in clear (RFC 4301 5.2 step 3a)
         self.counters["in_unprotected" if action == PROTECT else "in_discarded"] += 1
         return None
+
+    def expiring(self, now: float) -> list[str]:
+        """Names of SAs past their soft lifetime (time or bytes): the keying side replaces them."""
+        return [sa.name for sa in self.sad if sa.lifetime_state(now) != LIFETIME_OK]
 
     def as_dict(self, now: float) -> dict[str, Any]:
         return {

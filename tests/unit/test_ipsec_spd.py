@@ -234,3 +234,15 @@ def test_tunnel_inner_ipv4_policy() -> None:
     ha.spd.add(Policy("v4", INBOUND, PROTECT, v4, sa="v4tun"))
     packet = bytes(IP(src="10.1.2.3", dst="192.0.2.80") / TCP(sport=1000, dport=80))
     assert ha.inbound(mn.outbound(packet, now=0.0), now=0.0) == packet
+
+
+def test_expiring_lists_soft_expired_sas() -> None:
+    from netstack.ipsec.sa import Lifetime
+
+    proc = SecurityProcessor("p")
+    proc.sad.add(SecurityAssociation(spi=0x700, algorithm=AES_GCM_16, key=bytes(20), name="short",
+                                     lifetime=Lifetime(soft_seconds=10, hard_seconds=20)), OUTBOUND)
+    proc.sad.add(SecurityAssociation(spi=0x701, algorithm=AES_GCM_16, key=bytes(20), name="long"), OUTBOUND)
+    assert proc.expiring(5.0) == []
+    assert proc.expiring(10.0) == ["short"]
+    assert proc.as_dict(25.0)["sas"][0]["lifetime"] == "hard"

@@ -1,0 +1,136 @@
+"""`mip6term demo` (the main job of `make demo`): the terminal registering, fetching and moving.
+
+Brings the Fig. 1 test bed up, shows the MN's registration with the HA, fetches from the CN
+through the tunnel, hands over 5b -> 5a -> home while a 20 MiB transfer runs, checks the
+transfer byte for byte, prints a short report and tears everything down.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from provisioning import handover, netns
+from provisioning import status as status_module
+from provisioning import testbed as testbed_module
+from provisioning.errors import ProvisioningError
+from provisioning.topology import CN_ADDRESS, HOME_ADDRESS, HOME_AGENT, namespace, state_dir
+
+TRANSFER_RATE = "4M"  # curl --limit-rate: long enough for two handovers mid-transfer
+
+
+@dataclass
+class DemoReport:
+    registration_seconds: float = 0.0
+    care_of_address: str = ""
+    handovers: list[tuple[str, float]] = field(default_factory=list)
+    bytes_expected: int = 0
+    bytes_received: int = 0
+    intact: bool = False
+    transfer_seconds: float = 0.0
+    counters: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+def _wait_registered(sdir: str, timeout: float = 20.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        merged = status_module.collect(sdir)
+        for entry in merged["binding_update_list"]:
+            if entry.get("state") == "registered" and entry.get("destination") == str(HOME_AGENT):
+                return entry
+        time.sleep(0.1)
+    raise ProvisioningError(f"the guest did not register with the HA within {timeout:g}s")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def run_demo(console: Console, prefix: str = "demo", keep: bool = False) -> DemoReport:
+    report = DemoReport()
+    if netns.list_with_prefix(prefix):
+        testbed_module.down(prefix)
+    console.rule("[bold]mip6term demo: Mobile IPv6 terminal in the Fig. 1 test bed")
+    started = time.monotonic()
+    try:
+        with console.status("building the test bed (namespaces, bridges, radvd, HA, CN)..."):
+            sdir = testbed_module.up(testbed_module.UpOptions(prefix=prefix))
+        console.print(f"test bed [bold]{prefix}[/] up in {time.monotonic() - started:.1f}s "
+                      f"(state in {sdir})")
+        with console.status("mobile node: RS -> RA -> CoA -> BU to the HA -> BA ..."):
+            entry = _wait_registered(sdir)
+        report.registration_seconds = time.monotonic() - started
+        report.care_of_address = entry["care_of_address"]
+        console.print(f"registered home address {HOME_ADDRESS} via care-of address "
+                      f"{entry['care_of_address']} (5b), sequence {entry['sequence']}, "
+                      f"lifetime {entry['lifetime']}s")
+        guest_ns = namespace(prefix, "guest")
+        index = netns.run(guest_ns, ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                                     "--interface", str(HOME_ADDRESS),
+                                     f"http://[{CN_ADDRESS}]/"], timeout=20)
+        console.print(f"GET http://[{CN_ADDRESS}]/ from the home address: HTTP "
+                      f"{index.stdout.decode() or 'failed'} (through the MN-HA tunnel)")
+        big = Path(state_dir(prefix)) / "www" / "big"
+        report.bytes_expected = big.stat().st_size
+        expected_sha = _sha256(big)
+        with tempfile.TemporaryDirectory(prefix="mip6term-demo-") as tmp:
+            out = Path(tmp) / "big"
+            console.print(f"downloading /big ({report.bytes_expected / 2**20:.0f} MiB at "
+                          f"{TRANSFER_RATE}B/s) while moving 5b -> 5a -> home ...")
+            t0 = time.monotonic()
+            proc = netns.popen(guest_ns, ["curl", "-s", "--limit-rate", TRANSFER_RATE,
+                                          "--max-time", "120", "--interface", str(HOME_ADDRESS),
+                                          "-o", str(out), f"http://[{CN_ADDRESS}]/big"])
+            try:
+                for target, label in (("a", "visited network 5a"), ("home", "home network 6")):
+                    time.sleep(1.5)
+                    seconds = handover.move(prefix, target)
+                    report.handovers.append((target, seconds))
+                    console.print(f"  handover to {label}: binding acknowledged after "
+                                  f"{seconds * 1000:.0f} ms")
+                proc.wait(timeout=150)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+            report.transfer_seconds = time.monotonic() - t0
+            report.bytes_received = out.stat().st_size if out.exists() else 0
+            report.intact = (report.bytes_received == report.bytes_expected
+                             and _sha256(out) == expected_sha)
+        report.counters = status_module.collect(sdir)["counters"]
+        _print_report(console, report)
+        return report
+    finally:
+        if not keep:
+            with console.status("tearing the test bed down..."):
+                testbed_module.down(prefix)
+
+
+def _print_report(console: Console, report: DemoReport) -> None:
+    table = Table(title="demo report", show_header=False)
+    table.add_column("what")
+    table.add_column("value")
+    table.add_row("start to first accepted BA", f"{report.registration_seconds:.2f} s")
+    for target, seconds in report.handovers:
+        table.add_row(f"handover to {target} (link change to BA)", f"{seconds * 1000:.0f} ms")
+    table.add_row("transfer", f"{report.bytes_received} of {report.bytes_expected} bytes in "
+                  f"{report.transfer_seconds:.1f} s")
+    table.add_row("byte-exact (sha256)", "yes" if report.intact else "[red]NO[/]")
+    for node, values in report.counters.items():
+        drops = {k: v for k, v in values.items() if "drop" in k and v}
+        table.add_row(f"{node} drops", ", ".join(f"{k}={v}" for k, v in sorted(drops.items()))
+                      or "none")
+        table.add_row(f"{node} tunnelled packets",
+                      f"tx {values.get('tx_tunnelled', 0)}, rx {values.get('rx_detunnelled', 0)}")
+    console.print(table)
