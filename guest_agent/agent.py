@@ -16,6 +16,7 @@ from typing import Any
 
 from guest_agent.config import AgentConfig
 from guest_agent.dataplane import GuestDataPlane
+from guest_agent.host_side import HostSide
 from netstack.mobility.constants import MobilityTimers
 from netstack.mobility.events import (
     BindingAccepted,
@@ -87,6 +88,12 @@ class GuestAgent:
         if config.tun.default_route:
             self.tun.add_route(IPv6Network("::/0"))
         self.monitor = LinkMonitor(ifname)
+        # Virtual network 15 to the host OS (IPv4 apps translated, IPv6 apps passed through).
+        self.host_side: HostSide | None = None
+        if config.host_link.interface:
+            self.host_side = HostSide(
+                config, self.counters, self._send_from_home_address, tunnel_mtu=config.tun.mtu
+            )
         self.loop: NodeLoop | None = None
         self.care_of_address: IPv6Address | None = None
         self.started_at = time.monotonic()
@@ -101,12 +108,17 @@ class GuestAgent:
         loop.add_reader(self.link, self._on_link_readable)
         loop.add_reader(self.tun, self._on_tun_readable)
         loop.add_reader(self.monitor, self._on_link_state)
+        if self.host_side is not None:
+            self.host_side.start(loop.loop)
+            loop.add_reader(self.host_side.link, self._on_host_readable)
         now = loop.now()
         if link_is_up(self.config.link.interface):
             self.nd.link_up(now)
         self._after_input(now)
 
     def close(self) -> None:
+        if self.host_side is not None:
+            self.host_side.close()
         for closer in (self.monitor.close, self.tun.close, self.link.close):
             with contextlib.suppress(OSError):
                 closer()
@@ -114,6 +126,8 @@ class GuestAgent:
     def on_timer(self, now: float) -> None:
         self.nd.handle_timer(now)
         self.mobile_node.handle_timer(now)
+        if self.host_side is not None:
+            self.host_side.handle_timer(now)
         self._after_input(now)
 
     # ------------------------------------------------------------------ inputs
@@ -153,8 +167,11 @@ class GuestAgent:
                 inner = self.dataplane.inbound(packet)
                 if inner is not None:
                     tun_out.append(inner)
+        host_side = self.host_side
         for packet in tun_out:
-            self.tun.write(packet)
+            # Receive routine 120, last step: to the host (E1/E2) or to hoa0.
+            if host_side is None or not host_side.deliver(packet, now):
+                self.tun.write(packet)
         self._after_input(now)
 
     def _handle_mobility(self, packet: memoryview, now: float, tun_out: list[memoryview]) -> None:
@@ -188,6 +205,18 @@ class GuestAgent:
     def _on_tun_readable(self) -> None:
         now = time.monotonic()
         packets = self.tun.read_batch()
+        if self.host_side is not None:
+            self.host_side.note_guest_outbound(packets, now)
+        self._send_from_home_address(packets, now)
+
+    def _on_host_readable(self) -> None:
+        assert self.host_side is not None
+        now = time.monotonic()
+        self.host_side.on_readable(now)
+        self._after_input(now)
+
+    def _send_from_home_address(self, packets: list[bytes], now: float) -> None:
+        """Send routine 100: packets of the home address, tunnelled (or native at home)."""
         frames, unresolved = self.dataplane.outbound(packets)
         self.node.send_frames(frames)
         if unresolved:
@@ -226,7 +255,13 @@ class GuestAgent:
                 break
         self.node.flush()
         if self.loop is not None:
-            self.loop.arm_earliest([self.nd.get_timer(), self.mobile_node.get_timer()])
+            self.loop.arm_earliest(
+                [
+                    self.nd.get_timer(),
+                    self.mobile_node.get_timer(),
+                    self.host_side.get_timer() if self.host_side is not None else None,
+                ]
+            )
 
     def _on_nd_event(self, event: object, now: float) -> None:
         if isinstance(event, RouterChanged):
@@ -245,10 +280,9 @@ class GuestAgent:
                 self._leave_home()
             self.care_of_address = event.address
             self.mobile_node.attach(event.address, event.valid_until, now)
-        elif isinstance(event, AddressExpired):
-            if event.address == self.care_of_address:
-                self.care_of_address = None
-                self.mobile_node.detach(now)
+        elif isinstance(event, AddressExpired) and event.address == self.care_of_address:
+            self.care_of_address = None
+            self.mobile_node.detach(now)
 
     def _on_mobility_event(self, event: object, now: float) -> None:
         if isinstance(event, BindingAccepted):
@@ -263,6 +297,8 @@ class GuestAgent:
                 event.sequence,
             )
             self._record_handover(now, str(event.care_of_address))
+            if self.host_side is not None:
+                self.host_side.on_binding_accepted(event, now)
         elif isinstance(event, BindingRefused):
             self.dataplane.clear_tunnel()
             self.counters["bindings_refused"] += 1
@@ -320,6 +356,7 @@ class GuestAgent:
             "neighbor_discovery": self.nd.as_dict(),
             "counters": counters,
             "uptime": round(now - self.started_at, 3),
+            **(self.host_side.status(now) if self.host_side is not None else {}),
         }
 
     def handle_control(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -328,6 +365,10 @@ class GuestAgent:
             return {"ok": True, "node": self.config.node.name}
         if command == "status":
             return self.status()
+        if command == "host_config":
+            if self.host_side is None:
+                return {"error": "this guest has no host link configured"}
+            return self.host_side.host_config()
         return {"error": f"unknown command {command!r}"}
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from ipaddress import IPv6Address, IPv6Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from pathlib import Path
 
 from netstack.runtime.configfile import load_config
@@ -55,11 +55,70 @@ class TunSection:
 
 
 @dataclass
+class HostLinkSection:
+    """Virtual network 15 (`eth1`): the host's IPv4 applications and, for E2, its IPv6 ones.
+
+    `interface = ""` disables the host side (the guest then serves only `hoa0`).
+    """
+
+    interface: str = ""
+    # Link-local address the host uses as its IPv6 default gateway (E2 passthrough).
+    ipv6_gateway: IPv6Address = IPv6Address("fe80::1")
+    ipv6_passthrough: bool = True  # scenario 10001: IPv6 apps on the host use the home address
+    manage_interface: bool = True
+    # The host interface MTU: 1500 - 40 (IPv6-in-IPv6) - 20 (IPv4 -> IPv6 header growth).
+    host_mtu: int = 1440
+
+
+@dataclass
+class TranslationSection:
+    """Scenario 10000: IPv4 applications, translation table 230 and its virtual IPv4 pool.
+
+    The defaults sit in 198.18.0.0/15 (RFC 2544 benchmarking range, used by fake-IP resolvers),
+    which does not collide with home or office LANs.
+    """
+
+    enabled: bool = True
+    pool: IPv4Network = IPv4Network("198.18.0.0/24")
+    gateway_ipv4: IPv4Address = IPv4Address("198.18.0.1")
+    home_ipv4: IPv4Address = IPv4Address("198.18.0.2")
+    idle_timeout: float = 300.0
+    prefix64: IPv6Network = IPv6Network("64:ff9b::/96")
+    state_file: Path | None = None  # default: <state_dir>/translations.json
+    static: list[StaticMapping] = field(default_factory=list)
+
+
+@dataclass
+class StaticMapping:
+    """An RFC 7757 EAM-like static row of table 230."""
+
+    ipv6: IPv6Address
+    ipv4: IPv4Address
+
+
+@dataclass
+class DnsSection:
+    """DNS for IPv4 applications, answered by the agent on the host link (port 53)."""
+
+    enabled: bool = True
+    upstream: list[IPv6Address] = field(default_factory=lambda: [IPv6Address("2001:db8:6::53")])
+    timeout: float = 2.0
+    ttl_cap: int = 60
+
+
+@dataclass
 class AgentConfig:
     node: NodeSection = field(default_factory=NodeSection)
     link: LinkSection = field(default_factory=LinkSection)
     mobility: MobilitySection = field(default_factory=MobilitySection)
     tun: TunSection = field(default_factory=TunSection)
+    host_link: HostLinkSection = field(default_factory=HostLinkSection)
+    translation: TranslationSection = field(default_factory=TranslationSection)
+    dns: DnsSection = field(default_factory=DnsSection)
+
+    @property
+    def translation_state_file(self) -> Path:
+        return self.translation.state_file or self.node.state_dir / "translations.json"
 
 
 def load_agent_config(path: str | Path | None) -> AgentConfig:

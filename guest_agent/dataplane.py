@@ -7,9 +7,14 @@ next hop. The control path (BU/BA, ND) never runs through here.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
+from typing import TYPE_CHECKING
 
 from netstack.wire.ip6ip6 import Encapsulator
+
+if TYPE_CHECKING:
+    from guest_agent.security import GuestSecurity
 
 IPPROTO_IPV6 = 41
 _ETHERTYPE_IPV6 = b"\x86\xdd"
@@ -28,6 +33,8 @@ class GuestDataPlane:
         self.counters = counters
         self.at_home = False
         self.care_of_address: bytes | None = None
+        # IPsec on the mobile tunnel (Fig. 21 / 22), set by the agent when [ipsec] asks for it
+        self.security: GuestSecurity | None = None
         self.home_agent: bytes | None = None
         self._encapsulator: Encapsulator | None = None
         self._eth_header: bytes | None = None
@@ -67,6 +74,8 @@ class GuestDataPlane:
         encap = self._encapsulator
         eth = self._eth_header
         hoa = self.home_address
+        security = self.security
+        now = time.monotonic() if security is not None else 0.0
         if encap is None and not self.at_home:
             counters["tx_dropped_no_binding"] += len(packets)
             return frames, unresolved
@@ -78,7 +87,15 @@ class GuestDataPlane:
                 # Only the home address may leave through the tunnel (RFC 6275 11.3.1).
                 counters["tx_dropped_not_home_address"] += 1
                 continue
-            out = packet if encap is None else encap.encapsulate(packet)
+            if encap is None:
+                out = packet
+            elif security is None:
+                out = encap.encapsulate(packet)
+            else:
+                out = security.seal_tunnel(packet, encap, now)
+                if out is None:
+                    counters["tx_dropped_ipsec"] += 1  # the processor counts the reason
+                    continue
             if eth is None:
                 unresolved.append(bytes(out))
             else:
@@ -98,26 +115,33 @@ class GuestDataPlane:
         counters = self.counters
         next_header = packet[6]
         if next_header == IPPROTO_IPV6:
-            coa = self.care_of_address
-            if coa is None or packet[24:40] != coa:
-                counters["rx_dropped_tunnel_not_for_us"] += 1
+            if self.security is not None and self.security.refuse_plain_tunnel():
                 return None
-            # Step 128: accept tunnelled packets only from the home agent.
-            if packet[8:24] != self.home_agent:
-                counters["rx_dropped_tunnel_bad_outer_source"] += 1
-                return None
-            payload_length = (packet[4] << 8) | packet[5]
-            if payload_length < 40 or 40 + payload_length > len(packet):
-                counters["rx_dropped_malformed"] += 1
-                return None
-            inner = packet[40 : 40 + payload_length]
-            if inner[0] >> 4 != 6 or inner[24:40] != self.home_address:
-                counters["rx_dropped_tunnel_inner_not_home_address"] += 1
-                return None
-            counters["rx_detunnelled"] += 1
-            return inner
+            return self.detunnel(packet)
         if self.at_home and packet[24:40] == self.home_address:
             counters["rx_native"] += 1
             return packet
         counters["rx_dropped_not_for_us"] += 1
         return None
+
+    def detunnel(self, packet: memoryview) -> memoryview | None:
+        """An IPv6-in-IPv6 packet HA -> CoA (from the link, or out of ESP in Fig. 21)."""
+        counters = self.counters
+        coa = self.care_of_address
+        if coa is None or packet[24:40] != coa:
+            counters["rx_dropped_tunnel_not_for_us"] += 1
+            return None
+        # Step 128: accept tunnelled packets only from the home agent.
+        if packet[8:24] != self.home_agent:
+            counters["rx_dropped_tunnel_bad_outer_source"] += 1
+            return None
+        payload_length = (packet[4] << 8) | packet[5]
+        if payload_length < 40 or 40 + payload_length > len(packet):
+            counters["rx_dropped_malformed"] += 1
+            return None
+        inner = packet[40 : 40 + payload_length]
+        if inner[0] >> 4 != 6 or inner[24:40] != self.home_address:
+            counters["rx_dropped_tunnel_inner_not_home_address"] += 1
+            return None
+        counters["rx_detunnelled"] += 1
+        return inner

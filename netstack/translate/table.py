@@ -29,7 +29,7 @@ import json
 import os
 import tempfile
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from pathlib import Path
@@ -172,11 +172,24 @@ class TranslationTable:
     # -- control path ---------------------------------------------------------------------
 
     def bind_home_address(
-        self, hoa: bytes | IPv6Address, now: float, lifetime: float
+        self,
+        hoa: bytes | IPv6Address,
+        now: float,
+        lifetime: float,
+        preferred_ipv4: bytes | None = None,
     ) -> bytes | None:
-        """Map a home address on BA accept; a later BA refreshes the row and keeps its IPv4."""
+        """Map a home address on BA accept; a later BA refreshes the row and keeps its IPv4.
+
+        `preferred_ipv4` (the host interface's configured address, interface 19) is taken when
+        it is free, so the host keeps one address across restarts of the table.
+        """
         hoa = _packed6(hoa)
         entry = self._by_v6.get(hoa)
+        if entry is None and preferred_ipv4 is not None and preferred_ipv4 not in self._by_v4:
+            self.pool.reserve(preferred_ipv4)
+            self.counters["allocated"] += 1
+            entry = TranslationEntry(hoa, preferred_ipv4, lifetime, now + lifetime, now)
+            self._insert(entry)
         if entry is None:
             entry = self._allocate(hoa, now, lifetime)
             if entry is None:
@@ -216,6 +229,20 @@ class TranslationTable:
         for entry in gone:
             self._remove(entry)
         return gone
+
+    def adopt(self, entries: Iterable[TranslationEntry]) -> int:
+        """Take rows loaded from a state file into this table (its pool and prefix stay).
+
+        A row whose IPv6 or IPv4 address is already used here is skipped. Returns the count.
+        """
+        taken = 0
+        for entry in entries:
+            if entry.ipv6 in self._by_v6 or entry.ipv4 in self._by_v4:
+                continue
+            self.pool.reserve(entry.ipv4)
+            self._insert(entry)
+            taken += 1
+        return taken
 
     def get(self, ipv6: bytes) -> TranslationEntry | None:
         return self._by_v6.get(ipv6)

@@ -1,0 +1,263 @@
+"""IPsec in the guest agent: two independent security processors (patent embodiments 3 and 5).
+
+- mobility layer (MN-HA), keyed by `[ipsec] key_file`:
+  * signalling (RFC 3776 / RFC 4877, BA routine 70 of Fig. 13): BUs leave in ESP transport
+    mode with the Home Address option outside ESP; a BA arriving in ESP (type 2 RH outside)
+    is decrypted, checked against the SPD, and then handled as a protected BA;
+  * tunnel: the reverse/forward tunnel in ESP tunnel mode, either around the IPv6-in-IPv6
+    tunnel (Fig. 21, `tunnel = "esp-tunnel"`) or with the mobile tunnel header omitted
+    (Fig. 22, `tunnel = "esp-tunnel-only"`: ESP tunnel CoA <-> HA carries the home address's
+    packets directly).
+- end-to-end layer (MN-CN), keyed by `[ipsec] end_to_end_key_file`: ESP transport mode on
+  the home address's own packets, applied to what `hoa0` sends before the mobility layer
+  and to what it receives after the mobility layer. A packet that is end-to-end ESP inside
+  the ESP tunnel is decrypted by both processors in turn (double termination).
+
+Handover: the tunnel SAs are bound to the home address; their care-of end (the outbound SA's
+source, the inbound SA's destination) is set to the new care-of address when a binding is
+accepted (`binding_accepted`), the way the HA moves its end when the binding is updated.
+
+A mismatch between this node's config and what arrives (plain IPv6-in-IPv6 while ESP is
+required, ESP for which this node has no SA) is dropped and counted under `mismatch`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass
+from ipaddress import IPv6Address
+from pathlib import Path
+from typing import Any
+
+from netstack.ipsec._ip6chain import walk
+from netstack.ipsec.keys import build_processor, load_key_file
+from netstack.ipsec.modes import esp_spi
+from netstack.ipsec.processor import SecurityProcessor
+from netstack.ipsec.sa import TUNNEL
+from netstack.ipsec.spd import INBOUND, OUTBOUND
+from netstack.wire.errors import ParseError
+from netstack.wire.ip6ip6 import Encapsulator
+
+TUNNEL_OFF = "off"
+TUNNEL_ESP = "esp-tunnel"
+TUNNEL_ESP_ONLY = "esp-tunnel-only"
+TUNNEL_MODES = (TUNNEL_OFF, TUNNEL_ESP, TUNNEL_ESP_ONLY)
+
+IPPROTO_ESP = 50
+IPPROTO_IPV6 = 41
+IPPROTO_MH = 135
+_EXTENSION_HEADERS = (0, 43, 44, 60)
+
+# what `receive_esp` found inside the mobility layer's ESP
+MOBILITY = "mobility"  # a Mobility Header message (BA) in transport mode
+TUNNELLED = "tunnel"  # an IPv6-in-IPv6 packet HA -> CoA (Fig. 21)
+HOME = "home"  # a packet for the home address (Fig. 22, or end-to-end ESP at home)
+
+
+@dataclass
+class IpsecSection:
+    """`[ipsec]` of guest.toml. Everything off by default (no key file needed)."""
+
+    key_file: Path | None = None  # MN-HA SAs and policies (signalling and tunnel)
+    end_to_end_key_file: Path | None = None  # MN-CN SAs and policies
+    signalling: bool = False
+    tunnel: str = TUNNEL_OFF  # off | esp-tunnel (Fig. 21) | esp-tunnel-only (Fig. 22)
+    end_to_end: bool = False
+    # drop a BA that did not arrive in ESP (RFC 3776 section 4.3)
+    require_protection: bool = False
+
+    def __post_init__(self) -> None:
+        if self.tunnel not in TUNNEL_MODES:
+            raise ValueError(f"ipsec.tunnel must be one of {', '.join(TUNNEL_MODES)}, "
+                             f"got {self.tunnel!r}")
+        if (self.signalling or self.tunnel != TUNNEL_OFF) and self.key_file is None:
+            raise ValueError("ipsec.signalling / ipsec.tunnel need ipsec.key_file")
+        if self.end_to_end and self.end_to_end_key_file is None:
+            raise ValueError("ipsec.end_to_end needs ipsec.end_to_end_key_file")
+        if self.require_protection and not self.signalling:
+            raise ValueError("ipsec.require_protection needs ipsec.signalling = true")
+
+
+def _upper_protocol(packet: bytes | memoryview) -> int:
+    """Next header after the extension headers that can precede ESP or MH (bytes only)."""
+    nh = packet[6]
+    off = 40
+    n = len(packet)
+    while nh in _EXTENSION_HEADERS and off + 8 <= n:
+        length = 8 if nh == 44 else (packet[off + 1] + 1) * 8
+        nh = packet[off]
+        off += length
+    return nh
+
+
+def carries_esp(packet: bytes | memoryview) -> bool:
+    return _upper_protocol(packet) == IPPROTO_ESP
+
+
+class GuestSecurity:
+    """The guest's two security processors and the hooks the agent and data plane call."""
+
+    def __init__(
+        self,
+        section: IpsecSection,
+        *,
+        home_address: IPv6Address,
+        home_agent: IPv6Address,
+        now: float | None = None,
+        mobility: SecurityProcessor | None = None,
+        end_to_end: SecurityProcessor | None = None,
+    ) -> None:
+        """Load the key files named in `section` (refusing unsafe permissions: KeyFileError),
+        unless processors are passed in (tests)."""
+        now = time.monotonic() if now is None else now
+        self.section = section
+        self.home_address = home_address.packed
+        self.home_agent = home_agent.packed
+        self.signalling = section.signalling
+        self.tunnel_mode = section.tunnel
+        if mobility is None and section.key_file is not None and (
+            section.signalling or section.tunnel != TUNNEL_OFF
+        ):
+            mobility = build_processor("mobility", load_key_file(section.key_file, now=now))
+        if end_to_end is None and section.end_to_end and section.end_to_end_key_file is not None:
+            end_to_end = build_processor(
+                "end_to_end", load_key_file(section.end_to_end_key_file, now=now)
+            )
+        self.mobility = mobility
+        self.end_to_end = end_to_end
+        self.mismatch: Counter[str] = Counter()
+        self.care_of_address: IPv6Address | None = None
+
+    # ------------------------------------------------------------------ configuration
+
+    @property
+    def esp_tunnel(self) -> bool:
+        return self.tunnel_mode != TUNNEL_OFF and self.mobility is not None
+
+    def binding_accepted(self, care_of_address: IPv6Address) -> None:
+        """Move the care-of end of every tunnel-mode SA to the new care-of address."""
+        self.care_of_address = care_of_address
+        if self.mobility is None:
+            return
+        sad = self.mobility.sad
+        for sa in sad:
+            if sa.mode != TUNNEL:
+                continue
+            if sad.direction(sa.name) == OUTBOUND:
+                sa.src = care_of_address
+            elif sad.direction(sa.name) == INBOUND:
+                sa.dst = care_of_address
+
+    # ------------------------------------------------------------------ signalling
+
+    def protect_signalling(self, packet: bytes, now: float) -> bytes | None:
+        """A BU (or other MH message) on its way out: ESP transport mode when configured."""
+        if not self.signalling or self.mobility is None:
+            return packet
+        return self.mobility.outbound(packet, now)
+
+    # ------------------------------------------------------------------ mobility tunnel
+
+    def seal_tunnel(self, inner: bytes | memoryview, encapsulator: Encapsulator,
+                    now: float) -> bytes | None:
+        """Send routine 100, tunnel step: Fig. 21 (ESP around IPv6-in-IPv6) or Fig. 22
+        (ESP tunnel mode directly around the home address's packet)."""
+        mobility = self.mobility
+        if mobility is None or self.tunnel_mode == TUNNEL_OFF:
+            return bytes(encapsulator.encapsulate(inner))
+        if self.tunnel_mode == TUNNEL_ESP:
+            return mobility.outbound(encapsulator.encapsulate(inner), now)
+        return mobility.outbound(inner, now)
+
+    def refuse_plain_tunnel(self) -> bool:
+        """True (and counted) when a plain IPv6-in-IPv6 packet arrives but ESP is required."""
+        if self.esp_tunnel:
+            self.mismatch["plain_tunnel_while_esp_required"] += 1
+            return True
+        return False
+
+    def receive_esp(self, packet: bytes | memoryview, now: float) -> tuple[str, bytes] | None:
+        """Receive routine 120 for a packet whose header chain ends in ESP.
+
+        Returns (MOBILITY, decrypted BA packet), (TUNNELLED, IPv6-in-IPv6 packet), (HOME,
+        packet for the home address), or None when dropped (counted).
+        """
+        mobility = self.mobility
+        if mobility is not None and self._mobility_spi(packet):
+            result = mobility.inbound(packet, now)
+            if result is None:
+                return None
+            return self._classify(result)
+        if packet[24:40] == self.home_address:
+            # at home: end-to-end ESP arrives natively; the end-to-end layer terminates it
+            return HOME, bytes(packet)
+        self.mismatch["esp_without_mobility_sa"] += 1
+        return None
+
+    def _mobility_spi(self, packet: bytes | memoryview) -> bool:
+        try:
+            spi = esp_spi(packet, walk(packet))
+        except ParseError as exc:
+            self.mismatch[f"esp_{exc.reason}"] += 1
+            return False
+        return self.mobility is not None and self.mobility.sad.inbound(spi) is not None
+
+    def _classify(self, result: bytes) -> tuple[str, bytes] | None:
+        if result[0] >> 4 != 6:
+            self.mismatch["tunnel_inner_not_ipv6"] += 1
+            return None
+        upper = _upper_protocol(result)
+        if upper == IPPROTO_MH:
+            return MOBILITY, result
+        if result[6] == IPPROTO_IPV6 and result[8:24] == self.home_agent:
+            if self.tunnel_mode != TUNNEL_ESP:
+                self.mismatch["ip6ip6_inside_esp_while_tunnel_only"] += 1
+                return None
+            return TUNNELLED, result
+        if result[24:40] != self.home_address:
+            self.mismatch["tunnel_inner_not_home_address"] += 1
+            return None
+        if self.tunnel_mode != TUNNEL_ESP_ONLY:
+            self.mismatch["inner_packet_inside_esp_while_ip6ip6_expected"] += 1
+            return None
+        return HOME, result
+
+    # ------------------------------------------------------------------ end-to-end layer
+
+    def from_hoa(self, packets: list[bytes], now: float) -> list[bytes]:
+        """What `hoa0` sends, through the end-to-end processor (before the mobility layer)."""
+        e2e = self.end_to_end
+        if e2e is None:
+            return packets
+        out = []
+        for packet in packets:
+            protected = e2e.outbound(packet, now)
+            if protected is not None:
+                out.append(protected)
+        return out
+
+    def to_hoa(self, packets: list[Any], now: float) -> list[Any]:
+        """What `hoa0` receives, through the end-to-end processor (after the mobility layer)."""
+        e2e = self.end_to_end
+        if e2e is None:
+            return packets
+        out = []
+        for packet in packets:
+            plain = e2e.inbound(packet, now)
+            if plain is not None:
+                out.append(plain)
+        return out
+
+    # ------------------------------------------------------------------ status
+
+    def as_dict(self, now: float) -> dict[str, Any]:
+        mobility: dict[str, Any] = {"signalling": self.signalling, "tunnel": self.tunnel_mode,
+                                    "require_protection": self.section.require_protection,
+                                    "mismatch": dict(self.mismatch)}
+        if self.mobility is not None:
+            mobility.update(self.mobility.as_dict(now))
+        end_to_end: dict[str, Any] = {"enabled": self.end_to_end is not None}
+        if self.end_to_end is not None:
+            end_to_end.update(self.end_to_end.as_dict(now))
+        return {"mobility": mobility, "end_to_end": end_to_end}
