@@ -17,6 +17,7 @@ from typing import Any
 from guest_agent.config import AgentConfig
 from guest_agent.dataplane import GuestDataPlane
 from guest_agent.host_side import HostSide
+from guest_agent.security import MOBILITY, TUNNELLED, GuestSecurity
 from netstack.mobility.constants import MobilityTimers
 from netstack.mobility.events import (
     BindingAccepted,
@@ -81,8 +82,15 @@ class GuestAgent:
             home_prefix=mob.home_prefix,
             requested_lifetime=mob.requested_lifetime,
             timers=timers,
+            require_protection=config.ipsec.require_protection,
         )
         self.dataplane = GuestDataPlane(mob.home_address.packed, self.link.mac, self.counters)
+        # IPsec: mobility-layer and end-to-end processors (refuses unsafe key files).
+        self.security = GuestSecurity(
+            config.ipsec, home_address=mob.home_address, home_agent=mob.home_agent
+        )
+        if self.security.esp_tunnel:
+            self.dataplane.security = self.security
         self.tun = TunDevice(config.tun.name, config.tun.mtu)
         self.tun.add_address(mob.home_address, 128)
         if config.tun.default_route:
@@ -163,20 +171,30 @@ class GuestAgent:
                 self.node.handle_icmpv6(packet, bytes(frame[6:12]), now)
             elif next_header in _MOBILITY_CHAIN:
                 self._handle_mobility(packet, now, tun_out)
+            elif next_header == 50:
+                self._on_esp(packet, now, tun_out)
             else:
                 inner = self.dataplane.inbound(packet)
                 if inner is not None:
                     tun_out.append(inner)
+        tun_out = self.security.to_hoa(tun_out, now)  # end-to-end ESP terminates here
         host_side = self.host_side
         for packet in tun_out:
             # Receive routine 120, last step: to the host (E1/E2) or to hoa0.
             if host_side is None or not host_side.deliver(packet, now):
                 self.tun.write(packet)
+        if host_side is not None:
+            host_side.flush()
         self._after_input(now)
 
-    def _handle_mobility(self, packet: memoryview, now: float, tun_out: list[memoryview]) -> None:
+    def _handle_mobility(
+        self, packet: memoryview, now: float, tun_out: list[memoryview], protected: bool = False
+    ) -> None:
         parsed = self.node.parse(packet)
         if parsed is None:
+            return
+        if parsed.upper_protocol == 50 and not protected:
+            self._on_esp(packet, now, tun_out)  # e.g. a BA in ESP behind its type 2 RH
             return
         if parsed.upper_protocol != 135:
             # Extension headers in front of ordinary traffic (e.g. at home): data path.
@@ -194,13 +212,28 @@ class GuestAgent:
             self.counters["rx_dropped_mh_not_for_home_address"] += 1
             return
         if isinstance(message, BindingAck):
-            self.mobile_node.receive_binding_ack(parsed.src, message, now)
+            self.mobile_node.receive_binding_ack(parsed.src, message, now, protected=protected)
         elif isinstance(message, BindingError):
             self.mobile_node.receive_binding_error(parsed.src, message, now)
         elif isinstance(message, BindingRefreshRequest):
             self.mobile_node.receive_binding_refresh_request(parsed.src, message, now)
         else:
             self.counters["rx_ignored_mh_type"] += 1
+
+    def _on_esp(self, packet: memoryview, now: float, tun_out: list[memoryview]) -> None:
+        """Mobility-layer ESP (BA routine 70, Fig. 21/22 tunnel); logic in security.py."""
+        found = self.security.receive_esp(packet, now)
+        if found is None:
+            return
+        kind, plain = found
+        if kind == MOBILITY:
+            self._handle_mobility(memoryview(plain), now, tun_out, protected=True)
+        elif kind == TUNNELLED:
+            inner = self.dataplane.detunnel(memoryview(plain))
+            if inner is not None:
+                tun_out.append(inner)
+        else:
+            tun_out.append(memoryview(plain))
 
     def _on_tun_readable(self) -> None:
         now = time.monotonic()
@@ -217,6 +250,7 @@ class GuestAgent:
 
     def _send_from_home_address(self, packets: list[bytes], now: float) -> None:
         """Send routine 100: packets of the home address, tunnelled (or native at home)."""
+        packets = self.security.from_hoa(packets, now)  # end-to-end ESP before the tunnel
         frames, unresolved = self.dataplane.outbound(packets)
         self.node.send_frames(frames)
         if unresolved:
@@ -249,6 +283,10 @@ class GuestAgent:
                     home_address=message.home_address,
                     routing_type2=message.routing_type2,
                 )
+                protected = self.security.protect_signalling(packet, now)
+                if protected is None:
+                    continue  # dropped by the SPD, counted by the processor
+                packet = protected
                 self.counters["tx_mobility_messages"] += 1
                 self.node.send_packet(packet, message.dst, now)
             if not progressed:
@@ -288,6 +326,7 @@ class GuestAgent:
         if isinstance(event, BindingAccepted):
             # BA routine 60 (scenario 10001 for now): set up the mobile tunnel (step 506).
             self.dataplane.set_tunnel(event.care_of_address.packed, event.destination.packed)
+            self.security.binding_accepted(event.care_of_address)  # tunnel SAs follow the CoA
             self.last_refusal = None
             log.info(
                 "binding accepted: %s via %s (lifetime %ds, seq %d)",
@@ -355,6 +394,7 @@ class GuestAgent:
             "handovers": self.handovers,
             "neighbor_discovery": self.nd.as_dict(),
             "counters": counters,
+            "ipsec": self.security.as_dict(now),
             "uptime": round(now - self.started_at, 3),
             **(self.host_side.status(now) if self.host_side is not None else {}),
         }

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from pathlib import Path
 
+from guest_agent.security import IpsecSection
 from netstack.runtime.configfile import load_config
 
 
@@ -115,6 +116,7 @@ class AgentConfig:
     host_link: HostLinkSection = field(default_factory=HostLinkSection)
     translation: TranslationSection = field(default_factory=TranslationSection)
     dns: DnsSection = field(default_factory=DnsSection)
+    ipsec: IpsecSection = field(default_factory=IpsecSection)
 
     @property
     def translation_state_file(self) -> Path:

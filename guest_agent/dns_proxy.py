@@ -121,6 +121,11 @@ class DnsProxy:
             response.answer.append(self._capped_copy(cname))
             name = cname[0].target
         aaaa = _find(reply, name, dns.rdatatype.AAAA)
+        if aaaa is None and reply.flags & dns.flags.TC:
+            # The AAAA set did not fit the resolver's UDP reply; without it this is not
+            # NODATA. No TCP fallback upstream, so tell the host we could not resolve.
+            self.counters["dns_upstream_truncated"] += 1
+            return self._error(message, dns.rcode.SERVFAIL)
 
         if aaaa is None or rcode == dns.rcode.NXDOMAIN:
             # NXDOMAIN or NODATA: the SOA lets the host cache the negative answer.

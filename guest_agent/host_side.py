@@ -88,6 +88,9 @@ class HostSide:
         self.demux = FlowDemux(self._default_side())
         self.dns = DnsProxy(self._ask_upstream, self._map_for_dns, ttl_cap=config.dns.ttl_cap, counters=counters)
         self._loop: asyncio.AbstractEventLoop | None = None
+        # Packets for the host collected over one receive batch, sent with one sendmmsg.
+        self._pending_ipv4: list[bytes] = []
+        self._pending_ipv6: list[bytes] = []
         self._saved_allocations = -1
         self._next_save: float | None = time.monotonic() + SAVE_INTERVAL
         self._last_save = 0.0
@@ -197,19 +200,29 @@ class HostSide:
             self.send_from_home_address(outbound, now)
 
     def deliver(self, packet: memoryview, now: float) -> bool:
-        """An inbound packet for the home address: True if the host side took it."""
+        """An inbound packet for the home address: True if the host side took it.
+
+        Packets for the host wait in a batch until `flush()`.
+        """
         side = self.demux.classify(packet, now)
         if side is Side.HOST_IPV4:
             out, errors = self.translation.inbound(packet, now)
-            if out:
-                self.link.send_ipv4(out)
+            self._pending_ipv4.extend(out)
             if errors:
                 self.send_from_home_address(errors, now)
             return True
         if side is Side.HOST_IPV6:
-            self.link.send_ipv6([bytes(packet)])
+            self._pending_ipv6.append(bytes(packet))
             return True
         return False
+
+    def flush(self) -> None:
+        if self._pending_ipv4:
+            self.link.send_ipv4(self._pending_ipv4)
+            self._pending_ipv4 = []
+        if self._pending_ipv6:
+            self.link.send_ipv6(self._pending_ipv6)
+            self._pending_ipv6 = []
 
     def note_guest_outbound(self, packets: list[bytes], now: float) -> None:
         for packet in packets:
