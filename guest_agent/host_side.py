@@ -240,7 +240,6 @@ class HostSide:
         except ParseError as exc:
             self.counters[f"dns_dropped_{exc.reason}"] += 1
             return True
-        self.counters["dns_queries"] += 1
         self._loop.create_task(self._answer_dns(bytes(payload), src4, sport))
         return True
 
@@ -257,19 +256,16 @@ class HostSide:
         self.link.send_ipv4([build_ipv4_udp(gateway, client4, _DNS_PORT, client_port, response)])
 
     async def _ask_upstream(self, query: bytes) -> bytes:
+        """AAAA (or passthrough) query to the resolver at home, from the home address."""
         servers = [str(s) for s in self.config.dns.upstream]
-        last: Exception = TimeoutError("no upstream DNS server configured")
-        for server in servers:
-            try:
-                return await upstream_udp(
-                    server,
-                    query,
-                    source=str(self.config.mobility.home_address),
-                    timeout=self.config.dns.timeout,
-                )
-            except (TimeoutError, OSError) as exc:
-                last = exc
-        raise last
+        if not servers:
+            raise TimeoutError("no upstream DNS server configured")
+        return await upstream_udp(
+            servers,
+            query,
+            source=str(self.config.mobility.home_address),
+            timeout=self.config.dns.timeout,
+        )
 
     def _map_for_dns(self, ipv6: bytes) -> bytes | None:
         return self.table.lookup_or_allocate_v6(ipv6, time.monotonic())
