@@ -56,6 +56,9 @@ def _convert(value: Any, annotation: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected a table, got {value!r}")
         return build_dataclass(annotation, value, where)
     if annotation in _CONVERTERS:
+        if not isinstance(value, str):
+            # ipaddress takes integers too: `home_agent = 1` must not quietly become ::1.
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
         try:
             return _CONVERTERS[annotation](value)
         except (ValueError, TypeError) as exc:
