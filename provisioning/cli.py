@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from provisioning.errors import ProvisioningError
 from provisioning.topology import BRIDGES, DEFAULT_PREFIX, NODES, STATE_ROOT, SWITCH, state_dir
+from provisioning.vm import cli as vm_cli
 
 PROG = "mip6term"
 
@@ -30,12 +31,33 @@ def build_parser() -> argparse.ArgumentParser:
     tb_up.add_argument("--no-agents", action="store_true", help="do not start the HA and guest agents")
     tb_up.add_argument("--ha-refuse", action="store_true",
                        help="configure the HA to refuse the guest's home address")
+    tb_up.add_argument("--pool", default="198.18.0.0/24",
+                       help="the guest's virtual IPv4 pool (default 198.18.0.0/24; .1 gateway, "
+                       ".2 home address)")
+    tb_up.add_argument("--idle-timeout", type=int, default=300,
+                       help="lifetime in seconds of an idle translation entry (default 300)")
+    tb_up.add_argument("--ipsec", default="", metavar="SWITCHES",
+                       help="IPsec: any of signalling,tunnel,tunnel-only,e2e (comma-separated; "
+                       "tunnel = ESP around the IPv6-in-IPv6 tunnel, tunnel-only = ESP tunnel "
+                       "without the mobile tunnel header)")
+    tb_up.add_argument("--guest", choices=("lite", "vm"), default="lite",
+                       help="lite: the guest agent in a namespace; vm: the QEMU guest (issue 5)")
+    tb_keys = tb_sub.add_parser("keys", help="the running bed's IPsec key files")
+    _add_prefix(tb_keys)
+    tb_keys.add_argument("--tshark", action="store_true",
+                         help="print the tshark -o arguments that decrypt every SA of the bed")
     tb_down = tb_sub.add_parser("down", help="stop everything and delete the namespaces")
     _add_prefix(tb_down)
     tb_exec = tb_sub.add_parser("exec", help="run a command in a node's namespace")
     _add_prefix(tb_exec)
     tb_exec.add_argument("node", help=f"node name ({', '.join((*NODES, SWITCH))}, or a probe)")
     tb_exec.add_argument("argv", nargs=argparse.REMAINDER, help="-- CMD [ARGS...]")
+
+    keys = sub.add_parser("keys", help="IPsec key files of a deployment (manual keying)")
+    keys.add_argument("--key-file", action="append", required=True, metavar="FILE",
+                      help="a key file (netstack.ipsec.keys TOML format); repeatable")
+    keys.add_argument("--tshark", action="store_true",
+                      help="print the tshark -o arguments that decrypt these SAs")
 
     move = sub.add_parser("move", help="hand the guest over to another network")
     move.add_argument("target", choices=tuple(BRIDGES), help="visited network a, b, or home")
@@ -45,17 +67,20 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="binding update list, binding cache, counters")
     _add_prefix(status)
     status.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    status.add_argument("--vm", metavar="NAME", help="ask an installed VM over SSH instead")
 
     agent = sub.add_parser("agent", help="guest agent control")
     agent_sub = agent.add_subparsers(dest="agent_command", required=True)
     restart = agent_sub.add_parser("restart", help="restart the guest agent")
     _add_prefix(restart)
+    restart.add_argument("--vm", metavar="NAME", help="restart it in an installed VM (SSH)")
 
     demo = sub.add_parser("demo", help="the main job: register, fetch, hand over, report")
     demo.add_argument("--guest", choices=("lite", "vm"), default="lite",
                       help="lite: the guest agent in a namespace; vm: the QEMU guest")
     demo.add_argument("--prefix", default="demo", help="namespace prefix (default demo)")
     demo.add_argument("--keep", action="store_true", help="leave the test bed up afterwards")
+    vm_cli.add_parsers(sub)  # image, vm, deploy (issue 5)
     return parser
 
 
@@ -70,7 +95,9 @@ def _cmd_testbed(args: argparse.Namespace) -> int:
     if args.testbed_command == "up":
         _require_root()
         options = testbed.UpOptions(prefix=args.prefix, agents=not args.no_agents,
-                                    ha_refuse=args.ha_refuse, state_root=STATE_ROOT)
+                                    ha_refuse=args.ha_refuse, state_root=STATE_ROOT,
+                                    pool=args.pool, idle_timeout=args.idle_timeout,
+                                    ipsec=args.ipsec, guest=args.guest)
         try:
             sdir = testbed.up(options)
         except ProvisioningError as exc:
@@ -81,6 +108,15 @@ def _cmd_testbed(args: argparse.Namespace) -> int:
                 f"{exc} (clean up with `{PROG} testbed down --prefix {args.prefix}`)") from exc
         print(f"test bed {args.prefix} up (state dir {sdir})")
         return 0
+    if args.testbed_command == "keys":
+        from provisioning.nodes import ipsec
+        from provisioning.topology import validate_prefix
+
+        paths = ipsec.bed_key_files(state_dir(validate_prefix(args.prefix), STATE_ROOT))
+        if not paths:
+            raise ProvisioningError(f"test bed {args.prefix} has no IPsec key files "
+                                    "(was it brought up with --ipsec?)")
+        return _print_keys(paths, args.tshark)
     if args.testbed_command == "down":
         _require_root()
         removed = testbed.down(args.prefix, STATE_ROOT)
@@ -106,7 +142,12 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from provisioning import status
     from provisioning.topology import validate_prefix
 
-    merged = status.collect(state_dir(validate_prefix(args.prefix), STATE_ROOT))
+    if args.vm:
+        from provisioning.vm.cli import vm_status
+
+        merged = vm_status(args.vm)
+    else:
+        merged = status.collect(state_dir(validate_prefix(args.prefix), STATE_ROOT))
     if args.json:
         print(json.dumps(merged, indent=2, sort_keys=True, default=str))
     else:
@@ -119,26 +160,53 @@ def _cmd_status(args: argparse.Namespace) -> int:
 def _cmd_agent(args: argparse.Namespace) -> int:
     from provisioning.nodes import agents
     from provisioning.topology import validate_prefix
+    from provisioning.vm.cli import bed_vm_name, vm_agent_restart
 
-    agents.restart_agent(state_dir(validate_prefix(args.prefix), STATE_ROOT), agents.GUEST)
+    sdir = state_dir(validate_prefix(args.prefix), STATE_ROOT)
+    vm = args.vm or bed_vm_name(sdir)
+    if vm:  # the VM's agent, over SSH (busybox init respawns it)
+        vm_agent_restart(vm)
+    else:
+        agents.restart_agent(sdir, agents.GUEST)
     print("guest agent restarted")
     return 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     _require_root()
-    if args.guest == "vm":
-        raise ProvisioningError("the VM guest is not available yet; run `make demo GUEST=lite`")
     from rich.console import Console
 
     from provisioning.demo import run_demo
 
-    report = run_demo(Console(), prefix=args.prefix, keep=args.keep)
+    report = run_demo(Console(), prefix=args.prefix, keep=args.keep, guest=args.guest)
     return 0 if report.intact else 1
 
 
+def _print_keys(paths: list[str], tshark: bool) -> int:
+    import shlex
+
+    from netstack.ipsec.errors import KeyFileError
+    from provisioning.nodes import ipsec
+
+    if not tshark:
+        print("\n".join(paths))
+        return 0
+    try:
+        options = ipsec.tshark_options(paths)
+    except (KeyFileError, OSError, ValueError) as exc:
+        raise ProvisioningError(str(exc)) from exc
+    for pair in zip(*[iter(ipsec.tshark_arguments(options))] * 2, strict=True):
+        print(shlex.join(pair))
+    return 0
+
+
+def _cmd_keys(args: argparse.Namespace) -> int:
+    return _print_keys(list(args.key_file), args.tshark)
+
+
 _COMMANDS = {"testbed": _cmd_testbed, "move": _cmd_move, "status": _cmd_status,
-             "agent": _cmd_agent, "demo": _cmd_demo}
+             "agent": _cmd_agent, "demo": _cmd_demo, "keys": _cmd_keys}
+_COMMANDS.update(vm_cli.COMMANDS)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

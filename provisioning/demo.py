@@ -57,29 +57,47 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def run_demo(console: Console, prefix: str = "demo", keep: bool = False) -> DemoReport:
+def _curl_argv(guest: str, path: str, *extra: str) -> tuple[str, list[str]]:
+    """(node, argv) of the demo's fetches: lite fetches from the guest namespace with the home
+    address; with the VM the unmodified IPv4 curl on `host` goes through the VM (issue 5)."""
+    if guest == "vm":
+        return "host", ["curl", "-s", "-4", *extra, f"http://cn.example{path}"]
+    return "guest", ["curl", "-s", *extra, "--interface", str(HOME_ADDRESS),
+                     f"http://[{CN_ADDRESS}]{path}"]
+
+
+def run_demo(console: Console, prefix: str = "demo", keep: bool = False,
+             guest: str = "lite") -> DemoReport:
     report = DemoReport()
     if netns.list_with_prefix(prefix):
         testbed_module.down(prefix)
     console.rule("[bold]mip6term demo: Mobile IPv6 terminal in the Fig. 1 test bed")
     started = time.monotonic()
     try:
-        with console.status("building the test bed (namespaces, bridges, radvd, HA, CN)..."):
-            sdir = testbed_module.up(testbed_module.UpOptions(prefix=prefix))
+        if guest == "vm":  # the image build and VM boot print their own progress
+            from provisioning.image import build_image
+
+            build_image(console)
+            started = time.monotonic()
+            console.print("building the test bed and booting the VM guest ...")
+            sdir = testbed_module.up(testbed_module.UpOptions(prefix=prefix, guest="vm",
+                                                              log=console.print))
+        else:
+            with console.status("building the test bed (namespaces, bridges, radvd, HA, CN)..."):
+                sdir = testbed_module.up(testbed_module.UpOptions(prefix=prefix))
         console.print(f"test bed [bold]{prefix}[/] up in {time.monotonic() - started:.1f}s "
                       f"(state in {sdir})")
         with console.status("mobile node: RS -> RA -> CoA -> BU to the HA -> BA ..."):
-            entry = _wait_registered(sdir)
+            entry = _wait_registered(sdir, timeout=60.0 if guest == "vm" else 20.0)
         report.registration_seconds = time.monotonic() - started
         report.care_of_address = entry["care_of_address"]
         console.print(f"registered home address {HOME_ADDRESS} via care-of address "
                       f"{entry['care_of_address']} (5b), sequence {entry['sequence']}, "
                       f"lifetime {entry['lifetime']}s")
-        guest_ns = namespace(prefix, "guest")
-        index = netns.run(guest_ns, ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
-                                     "--interface", str(HOME_ADDRESS),
-                                     f"http://[{CN_ADDRESS}]/"], timeout=20)
-        console.print(f"GET http://[{CN_ADDRESS}]/ from the home address: HTTP "
+        node, argv = _curl_argv(guest, "/", "-o", "/dev/null", "-w", "%{http_code}")
+        fetch_ns = namespace(prefix, node)
+        index = netns.run(fetch_ns, argv, timeout=20)
+        console.print(f"GET {argv[-1]} on {node}: HTTP "
                       f"{index.stdout.decode() or 'failed'} (through the MN-HA tunnel)")
         big = Path(state_dir(prefix)) / "www" / "big"
         report.bytes_expected = big.stat().st_size
@@ -89,13 +107,13 @@ def run_demo(console: Console, prefix: str = "demo", keep: bool = False) -> Demo
             console.print(f"downloading /big ({report.bytes_expected / 2**20:.0f} MiB at "
                           f"{TRANSFER_RATE}B/s) while moving 5b -> 5a -> home ...")
             t0 = time.monotonic()
-            proc = netns.popen(guest_ns, ["curl", "-s", "--limit-rate", TRANSFER_RATE,
-                                          "--max-time", "120", "--interface", str(HOME_ADDRESS),
-                                          "-o", str(out), f"http://[{CN_ADDRESS}]/big"])
+            proc = netns.popen(fetch_ns, _curl_argv(guest, "/big", "--limit-rate", TRANSFER_RATE,
+                                                    "--max-time", "120", "-o", str(out))[1])
             try:
                 for target, label in (("a", "visited network 5a"), ("home", "home network 6")):
                     time.sleep(1.5)
-                    seconds = handover.move(prefix, target)
+                    seconds = handover.move(prefix, target,
+                                            timeout=30.0 if guest == "vm" else 10.0)
                     report.handovers.append((target, seconds))
                     console.print(f"  handover to {label}: binding acknowledged after "
                                   f"{seconds * 1000:.0f} ms")

@@ -5,6 +5,7 @@ Namespaces are made with pyroute2.netns so `ip netns` sees them (/var/run/netns/
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -16,6 +17,13 @@ from typing import IO, Any
 from pyroute2 import netns as _pyroute2_netns
 
 NETNS_RUN_DIR = "/var/run/netns"
+ETC_NETNS_DIR = "/etc/netns"  # per-namespace /etc overrides, as `ip netns exec` applies them
+
+# linux/sched.h and linux/mount.h
+CLONE_NEWNS = 0x00020000
+MS_BIND = 0x1000
+MS_REC = 0x4000
+MS_SLAVE = 0x80000
 
 
 def namespace_path(name: str) -> str:
@@ -44,8 +52,45 @@ def list_with_prefix(prefix: str) -> list[str]:
 
 
 def enter(name: str) -> None:
-    """Move the calling process into namespace `name` (for preexec_fn; never creates it)."""
+    """Move the calling process into namespace `name` (for preexec_fn; never creates it).
+
+    Like `ip netns exec`, files in /etc/netns/<name>/ (e.g. the resolv.conf the host shim
+    writes) replace their /etc counterparts for this process, in a private mount namespace.
+    """
     _pyroute2_netns.setns(name, flags=0)
+    bind_etc_overrides(name)
+
+
+def _libc_call(result: int, what: str) -> None:
+    if result != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def bind_etc_overrides(name: str, etc_netns_dir: str = ETC_NETNS_DIR) -> list[str]:
+    """Bind-mount each file of <etc_netns_dir>/<name>/ over /etc/<file> (iproute2's
+    netns_exec bind_etc). No directory = nothing to do (and no mount namespace is made).
+
+    Runs in a forked child (preexec_fn): unshares the mount namespace first and makes /
+    a recursive slave, so the bind mounts never reach the machine's own /etc.
+    Returns the /etc paths that were covered.
+    """
+    directory = os.path.join(etc_netns_dir, name)
+    if not os.path.isdir(directory):
+        return []
+    libc = ctypes.CDLL(None, use_errno=True)
+    _libc_call(libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
+    _libc_call(libc.mount(b"none", b"/", None, MS_REC | MS_SLAVE, None), "mount --make-rslave /")
+    covered = []
+    for entry in sorted(os.listdir(directory)):
+        target = os.path.join("/etc", entry)
+        if not os.path.exists(target):
+            continue  # iproute2 skips (with a warning) what it cannot cover
+        source = os.path.join(directory, entry)
+        _libc_call(libc.mount(source.encode(), target.encode(), b"none", MS_BIND, None),
+                   f"bind {source} over {target}")
+        covered.append(target)
+    return covered
 
 
 @contextmanager

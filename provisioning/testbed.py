@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from ipaddress import ip_interface
 
@@ -17,10 +18,13 @@ from pyroute2 import IPRoute
 
 from provisioning import netns, processes, radvd
 from provisioning.errors import ProvisioningError
-from provisioning.nodes import agents, cn
+from provisioning.nodes import agents, cn, correspondent, dns, host
+from provisioning.nodes import ipsec as ipsec_keys
+from provisioning.nodes.agents import TranslationOptions
 from provisioning.offloads import set_offloads_off
 from provisioning.topology import (
     BRIDGES,
+    CN_EXTRA_ADDRESSES,
     FIG1,
     NODES,
     RADVD_INTERFACES,
@@ -41,6 +45,11 @@ class UpOptions:
     agents: bool = True
     ha_refuse: bool = False
     state_root: str = "/run/mip6term"
+    pool: str = TranslationOptions.pool  # issue 3: the guest's virtual IPv4 pool
+    idle_timeout: int = TranslationOptions.idle_timeout  # table 230 entry lifetime
+    ipsec: str = ""  # issue 4: "signalling,tunnel,tunnel-only,e2e" (any combination)
+    guest: str = "lite"  # issue 5: "vm" = the QEMU guest instead of the `guest` namespace
+    log: Callable[[str], None] = print  # progress lines of the VM set-up
 
 
 def _link_index(ipr: IPRoute, ifname: str) -> int:
@@ -101,9 +110,11 @@ def attach_port(prefix: str, port: str, bridge: str) -> None:
         ipr.link("set", index=_link_index(ipr, port), master=_link_index(ipr, bridge))
 
 
-def _build_links(prefix: str) -> None:
+def _build_links(prefix: str, skip_node: str | None = None) -> None:
     sw = namespace(prefix, SWITCH)
     for port in FIG1.switch_ports:
+        if port.node == skip_node:  # the VM's TAP takes this place (provisioning/vm/bed.py)
+            continue
         ns = namespace(prefix, port.node)
         _create_veth(ns, port.ifname, sw, port.port)
         if port.disable_ipv6:
@@ -115,6 +126,8 @@ def _build_links(prefix: str) -> None:
             _add_address(ns, port.ifname, port.address)
         _set_up(ns, port.ifname)
     for link in FIG1.links:
+        if skip_node in (link.node_a, link.node_b):
+            continue
         ns_a, ns_b = namespace(prefix, link.node_a), namespace(prefix, link.node_b)
         _create_veth(ns_a, link.ifname_a, ns_b, link.ifname_b)
         for ns, ifname, address in ((ns_a, link.ifname_a, link.address_a),
@@ -151,22 +164,54 @@ def up(options: UpOptions) -> str:
     if netns.list_with_prefix(prefix):
         raise ProvisioningError(
             f"test bed {prefix!r} already exists (run `mip6term testbed down --prefix {prefix}`)")
+    translation = TranslationOptions(pool=options.pool, idle_timeout=options.idle_timeout)
+    translation.addresses()  # bad --pool/--idle-timeout fail before anything is built
+    ipsec = ipsec_keys.parse_switches(options.ipsec)
     sdir = state_dir(prefix, options.state_root)
     os.makedirs(sdir, exist_ok=True)
     _build_switch(prefix)
+    vm_guest = options.guest == "vm"
     for node in NODES:
-        _prepare_namespace(namespace(prefix, node), router=node in ROUTERS)
-    _build_links(prefix)
+        if not (vm_guest and node == agents.GUEST):
+            _prepare_namespace(namespace(prefix, node), router=node in ROUTERS)
+    _build_links(prefix, skip_node=agents.GUEST if vm_guest else None)
     _add_routes(prefix)
+    for address in CN_EXTRA_ADDRESSES:  # cn1..cn5.example (pool-exhaustion test)
+        _add_address(namespace(prefix, "cn"), "eth0", f"{address}/64")
     _start_radvd(prefix, sdir)
+    key_files = ipsec_keys.write_key_files(sdir, ipsec)  # mode 0600, random keys
+    if ipsec.end_to_end:  # the CN daemon must own the CN address before the servers bind it
+        correspondent.start(sdir, namespace(prefix, "cn"), key_files[ipsec_keys.CN_KEYS])
     cn.start_services(sdir, namespace(prefix, "cn"))
-    agents.write_configs(sdir, refuse_home_address=options.ha_refuse)
-    if options.agents:
+    dns.start(sdir, namespace(prefix, dns.DNS_NODE))
+    agents.write_configs(sdir, refuse_home_address=options.ha_refuse, translation=translation,
+                         ipsec=ipsec)
+    if options.agents and vm_guest:
+        from provisioning.image import build_image
+        from provisioning.vm import bed
+
+        agents.start_agent(sdir, agents.HOME_AGENT_NODE, namespace(prefix, agents.HOME_AGENT_NODE))
+        image = build_image()  # cached unless the recipe or the guest-side code changed
+        bed.start(prefix, sdir, image, log=options.log)
+        agents.wait_ready(sdir, agents.HOME_AGENT_NODE)
+    elif options.agents:
         for node in (agents.HOME_AGENT_NODE, agents.GUEST):
             agents.start_agent(sdir, node, namespace(prefix, node))
         for node in (agents.HOME_AGENT_NODE, agents.GUEST):
             agents.wait_ready(sdir, node)
+    if options.agents:
+        host.configure(sdir, namespace(prefix, host.HOST_NODE), translation)
     return sdir
+
+
+def _destroy_vm(sdir: str, prefix: str) -> None:
+    """The bed's VM (testbed up --guest vm), if any; lite beds never import libvirt."""
+    from provisioning.vm import paths
+
+    if os.path.exists(os.path.join(sdir, "vm.json")) or paths.vm_dir(f"bed-{prefix}").exists():
+        from provisioning.vm import bed
+
+        bed.stop(sdir, prefix)
 
 
 def down(prefix: str, state_root: str = "/run/mip6term") -> list[str]:
@@ -177,12 +222,14 @@ def down(prefix: str, state_root: str = "/run/mip6term") -> list[str]:
     validate_prefix(prefix)
     sdir = state_dir(prefix, state_root)
     processes.stop_all(sdir)
+    _destroy_vm(sdir, prefix)
     names = netns.list_with_prefix(prefix)
     inodes = {ino for n in names if (ino := netns.namespace_inode(n)) is not None}
     if inodes:
         netns.terminate(netns.pids_in_namespaces(inodes))
     for name in names:
         netns.remove(name)
+    host.remove_resolver_overrides(prefix, sdir)  # /etc/netns/<prefix>-*/ from host_shim
     shutil.rmtree(sdir, ignore_errors=True)
     return names
 

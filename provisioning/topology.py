@@ -15,7 +15,7 @@ from provisioning.errors import ProvisioningError
 DEFAULT_PREFIX = "m6"
 STATE_ROOT = "/run/mip6term"
 
-NODES = ("guest", "host", "ar-a", "ar-b", "core", "ha", "cn")
+NODES = ("guest", "host", "ar-a", "ar-b", "core", "ha", "cn", "dns")
 SWITCH = "sw"
 ROUTERS = ("core", "ar-a", "ar-b")
 
@@ -30,6 +30,10 @@ HOME_AGENT = IPv6Address("2001:db8:6::1")
 HOME_ADDRESS = IPv6Address("2001:db8:6::1000")
 HOME_ROUTER = IPv6Address("2001:db8:6::ffff")
 CN_ADDRESS = IPv6Address("2001:db8:8::1001")
+# cn1.example .. cn5.example: five correspondents for the pool-exhaustion test (issue 3)
+CN_EXTRA_ADDRESSES = tuple(IPv6Address(f"2001:db8:8::{i}") for i in range(1002, 1006))
+# the resolver at home (dnsmasq): cn.example has only an AAAA record
+DNS_ADDRESS = IPv6Address("2001:db8:6::53")
 
 # Bridges in the switch namespace, keyed by the name `mip6term move` accepts.
 BRIDGES = {"a": "br-a", "b": "br-b", "home": "br-home"}
@@ -84,6 +88,7 @@ FIG1 = Topology(
         SwitchPort("ar-b", "eth0", "p-ar-b", "br-b", "2001:db8:b::1/64"),
         SwitchPort("core", "eth0", "p-core", "br-home", f"{HOME_ROUTER}/64"),
         SwitchPort("ha", "eth0", "p-ha", "br-home", None, disable_ipv6=True),
+        SwitchPort("dns", "eth0", "p-dns", "br-home", f"{DNS_ADDRESS}/64"),
         SwitchPort("guest", "eth0", GUEST_SWITCH_PORT, BRIDGES[GUEST_START_BRIDGE], None,
                    disable_ipv6=True),
     ),
@@ -100,6 +105,7 @@ FIG1 = Topology(
         Route("ar-a", "default", "2001:db8:ff0a::1"),
         Route("ar-b", "default", "2001:db8:ff0b::1"),
         Route("cn", "default", "2001:db8:8::1"),
+        Route("dns", "default", str(HOME_ROUTER)),
     ),
 )
 

@@ -5,7 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(python3 python3-venv python3-pip iproute2 radvd tshark iperf3 nftables ethtool
-              dnsmasq-base tayga curl tcpdump procps psmisc kmod)
+              dnsmasq-base tayga curl tcpdump procps psmisc kmod
+              # the appliance VM (issue 5): image build, QEMU under libvirt, libvirt-python build
+              qemu-system-x86 qemu-utils debootstrap e2fsprogs libvirt-daemon
+              libvirt-daemon-driver-qemu libvirt-clients libvirt-dev pkg-config gcc python3-dev
+              openssh-client)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -20,6 +24,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# libvirt's QEMU driver (embedded or daemon) refuses to start without its default user, even
+# when qemu.conf says to run QEMU as root; libvirt-daemon-system would create it (and a daemon).
+getent passwd libvirt-qemu >/dev/null || useradd --system --no-create-home \
+  --shell /usr/sbin/nologin --user-group libvirt-qemu
+
 PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
@@ -27,7 +36,7 @@ fi
 stamp=.venv/.mip6term-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/pip install -q --upgrade pip >/dev/null
-  .venv/bin/pip install -q -e '.[test]'
+  .venv/bin/pip install -q -e '.[test,vm]'
   touch "$stamp"
 fi
 echo "setup: ready (.venv/bin/mip6term)"

@@ -7,6 +7,7 @@ from ipaddress import IPv6Address, IPv6Network
 from pathlib import Path
 
 from netstack.runtime.configfile import load_config
+from network.home_agent.ipsec import HomeAgentIpsecSection
 
 
 @dataclass
@@ -50,6 +51,7 @@ class HomeAgentConfig:
     node: NodeSection = field(default_factory=NodeSection)
     link: LinkSection = field(default_factory=LinkSection)
     home_agent: HomeAgentSection = field(default_factory=HomeAgentSection)
+    ipsec: HomeAgentIpsecSection = field(default_factory=HomeAgentIpsecSection)
 
     @property
     def interface(self) -> str:

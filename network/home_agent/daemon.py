@@ -36,6 +36,7 @@ from netstack.wire.mh import BindingUpdate
 from netstack.wire.mh_codec import build_mobility_packet, decode_mobility_packet
 from network.home_agent.config import HomeAgentConfig
 from network.home_agent.forwarding import IPPROTO_IPV6, HomeAgentDataPlane
+from network.home_agent.ipsec import FORWARD, MOBILITY, TUNNELLED, HomeAgentSecurity
 from network.home_agent.proxy_dad import ProxyDad
 
 log = logging.getLogger("home_agent")
@@ -43,6 +44,7 @@ log = logging.getLogger("home_agent")
 _ETHERTYPE_IPV6 = b"\x86\xdd"
 _ND_ICMP_TYPES = frozenset((133, 134, 135, 136, 137))
 _MOBILITY_CHAIN = frozenset((0, 43, 60, 135))
+IPPROTO_ESP = 50
 
 
 class HomeAgentDaemon:
@@ -52,6 +54,8 @@ class HomeAgentDaemon:
         self.address = section.address
         self.home_prefix = section.home_prefix
         self.counters: Counter[str] = Counter()
+        # MN-HA IPsec (signalling and tunnel); first, so an unsafe key file stops us early.
+        self.security = HomeAgentSecurity(config.ipsec, address=section.address)
         ifname = config.interface
         if config.link.manage_interface:
             configure_link(ifname, disable_ipv6=True, offloads_off=True)
@@ -62,7 +66,7 @@ class HomeAgentDaemon:
             allowed_home_addresses=frozenset(section.allowed_home_addresses) or None,
             refused_home_addresses=frozenset(section.refused_home_addresses),
             max_lifetime=section.max_lifetime,
-            require_protection=section.require_protection,
+            require_protection=section.require_protection or config.ipsec.require_protection,
         )
         self.home_agent = HomeAgent(section.address, home_prefix=section.home_prefix, policy=policy)
         self.proxy_dad = ProxyDad()
@@ -107,21 +111,30 @@ class HomeAgentDaemon:
         now = time.monotonic()
         own = self.address.packed
         for frame in self.link.recv_batch():
-            if len(frame) < 54 or frame[12:14] != _ETHERTYPE_IPV6:
+            if frame[12:14] != _ETHERTYPE_IPV6:
                 self.counters["rx_ignored_not_ipv6"] += 1
+                continue
+            if len(frame) < 54:
+                self.counters["rx_dropped_runt"] += 1
                 continue
             packet = frame[14:]
             if packet[0] >> 4 != 6:
                 self.counters["rx_dropped_bad_version"] += 1
                 continue
+            if 40 + ((packet[4] << 8) | packet[5]) > len(packet):
+                self.counters["rx_dropped_bad_length"] += 1
+                continue
             next_header = packet[6]
-            if next_header == 58 and packet[40] in _ND_ICMP_TYPES:
+            if next_header == 58 and len(packet) > 40 and packet[40] in _ND_ICMP_TYPES:
                 self._handle_nd(packet, bytes(frame[6:12]), now)
                 continue
             destination = bytes(packet[24:40])
             if destination == own:
                 if next_header == IPPROTO_IPV6:
-                    self._reverse_tunnel(packet, now)
+                    if not self.security.refuse_plain_tunnel():
+                        self._reverse_tunnel(packet, now)
+                elif next_header == IPPROTO_ESP:
+                    self._on_esp(packet, bytes(frame[6:12]), now)
                 elif next_header in _MOBILITY_CHAIN:
                     self._handle_mobility(packet, bytes(frame[6:12]), now)
                 elif next_header == 58:
@@ -153,8 +166,34 @@ class HomeAgentDaemon:
         elif isinstance(message, NeighborSolicitation):
             self.proxy_dad.observe(message.target, advertisement=False, source=result.src)
 
-    def _handle_mobility(self, packet: memoryview, src_mac: bytes, now: float) -> None:
+    def _on_esp(self, packet: memoryview, src_mac: bytes, now: float) -> None:
+        """ESP to the HA: a protected BU, or the reverse ESP tunnel (Fig. 21 / 22)."""
+        found = self.security.receive_esp(packet, now)
+        if found is None:
+            return
+        kind, plain = found
+        if kind == MOBILITY:
+            self._handle_mobility(memoryview(plain), src_mac, now, protected=True)
+        elif kind == TUNNELLED:
+            self._reverse_tunnel(memoryview(plain), now)
+        elif kind == FORWARD:
+            # Fig. 22: the ESP packet's source must be the care-of address bound to the source.
+            if self.home_agent.lookup(plain[8:24]) != bytes(packet[8:24]):
+                self.counters["rx_dropped_reverse_tunnel_no_binding"] += 1
+                return
+            if plain[7] <= 1:
+                self.counters["rx_dropped_hop_limit"] += 1
+                return
+            self.counters["rx_detunnelled"] += 1
+            self._forward(bytearray(plain), now)
+
+    def _handle_mobility(
+        self, packet: memoryview, src_mac: bytes, now: float, protected: bool = False
+    ) -> None:
         parsed = self.node.parse(packet)
+        if parsed is not None and parsed.upper_protocol == IPPROTO_ESP and not protected:
+            self._on_esp(packet, src_mac, now)  # a BU in ESP behind its Home Address option
+            return
         if parsed is None or parsed.upper_protocol != 135:
             self.counters["rx_ignored_to_self"] += 1
             return
@@ -169,7 +208,9 @@ class HomeAgentDaemon:
         if parsed.src in self.home_prefix:
             self._on_link_macs[parsed.src] = src_mac
         self.counters["rx_binding_updates"] += 1
-        self.home_agent.receive_binding_update(parsed.src, parsed.home_address, message, now)
+        self.home_agent.receive_binding_update(
+            parsed.src, parsed.home_address, message, now, protected=protected
+        )
 
     def _handle_icmp_to_self(self, packet: memoryview, now: float) -> None:
         result = self.node.handle_icmpv6(packet, b"", now)
@@ -188,15 +229,25 @@ class HomeAgentDaemon:
             if self.dataplane.counters["tunnel_packet_too_big"] and len(packet) + 40 > self.dataplane.link_mtu:
                 self._packet_too_big(packet, now)
             return
+        if self.security.esp_tunnel:
+            sealed = self.security.seal_tunnel(outer, outer[40:], now)
+            if sealed is None:
+                self.counters["tx_dropped_ipsec"] += 1
+                return
+            if len(sealed) > self.dataplane.link_mtu:
+                self.counters["tunnel_packet_too_big"] += 1
+                self._packet_too_big(packet, now, overhead=len(sealed) - len(packet))
+                return
+            outer = sealed
         frame = self.dataplane.frame(outer)
         if frame is not None:
             self.node.send_frames([frame])
         else:
             self.node.send_packet(outer, IPv6Address(care_of_address), now)
 
-    def _packet_too_big(self, packet: memoryview, now: float) -> None:
+    def _packet_too_big(self, packet: memoryview, now: float, overhead: int = 40) -> None:
         source = IPv6Address(bytes(packet[8:24]))
-        mtu = self.dataplane.link_mtu - 40
+        mtu = max(1280, self.dataplane.link_mtu - overhead)
         error = ICMPv6Error(ICMPv6Type.PACKET_TOO_BIG, 0, mtu, bytes(packet[: 1280 - 48]))
         self.node.send_packet(build_icmpv6_packet(self.address, source, error, hop_limit=64), source, now)
 
@@ -204,7 +255,10 @@ class HomeAgentDaemon:
         inner = self.dataplane.detunnel(packet)
         if inner is None:
             return
-        forwarded = bytearray(inner)
+        self._forward(bytearray(inner), now)
+
+    def _forward(self, forwarded: bytearray, now: float) -> None:
+        """Forward a packet of a home address (out of the reverse tunnel) one hop on."""
         forwarded[7] -= 1
         destination = IPv6Address(bytes(forwarded[24:40]))
         if destination not in self.home_prefix:
@@ -251,6 +305,10 @@ class HomeAgentDaemon:
             home_address=message.home_address,
             routing_type2=message.routing_type2,
         )
+        protected = self.security.protect_signalling(packet, now)
+        if protected is None:
+            return  # dropped by the SPD, counted by the processor
+        packet = protected
         self.counters["tx_mobility_messages"] += 1
         mac = self._on_link_macs.pop(message.dst, None)
         if mac is not None:
@@ -266,6 +324,8 @@ class HomeAgentDaemon:
                 self.home_agent.dad_result(event.home_address, False, now)
         elif isinstance(event, BindingCreated | BindingUpdated):
             log.info("binding %s -> %s", event.home_address, event.care_of_address)
+            # the tunnel SAs of this home address follow its care-of address (RFC 4877 4.1)
+            self.security.binding_updated(event.home_address, event.care_of_address)
             # Proxy ND for the home address (RFC 6275 10.4.1): answer NS, announce with NA.
             if not self.nd.is_proxied(event.home_address):
                 self.nd.add_proxy(event.home_address, now)
@@ -290,6 +350,7 @@ class HomeAgentDaemon:
             "binding_cache": ha["binding_cache"] if isinstance(ha, dict) and "binding_cache" in ha else ha,
             "neighbor_discovery": self.nd.as_dict(),
             "counters": counters,
+            "ipsec": self.security.as_dict(now),
             "uptime": round(now - self.started_at, 3),
         }
 

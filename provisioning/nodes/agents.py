@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Network
 
 from provisioning import control, processes
 from provisioning.errors import ProvisioningError
-from provisioning.topology import HOME_ADDRESS, HOME_AGENT, HOME_PREFIX
+from provisioning.nodes.ipsec import IpsecOptions
+from provisioning.nodes.ipsec import apply_to_config as apply_ipsec_config
+from provisioning.topology import DNS_ADDRESS, HOME_ADDRESS, HOME_AGENT, HOME_PREFIX
 
 GUEST = "guest"
 HOME_AGENT_NODE = "ha"
@@ -47,14 +52,62 @@ def config_path(state_dir: str, node: str) -> str:
     return os.path.join(state_dir, f"{node}.toml")
 
 
-def guest_config(state_dir: str) -> dict[str, dict[str, TomlValue]]:
+@dataclass(frozen=True)
+class TranslationOptions:
+    """Issue 3: the guest's virtual IPv4 pool (table 230) on virtual network 15 (eth1)."""
+
+    pool: str = "198.18.0.0/24"  # RFC 2544 benchmarking range: no clash with real LANs
+    idle_timeout: int = 300
+    prefix64: str = "64:ff9b::/96"
+
+    def addresses(self) -> tuple[IPv4Network, IPv4Address, IPv4Address]:
+        """(pool, gateway = first host, home IPv4 = second host); checks there is room."""
+        try:
+            pool = IPv4Network(self.pool)
+        except ValueError as exc:
+            raise ProvisioningError(f"invalid --pool {self.pool!r}: {exc}") from None
+        if pool.prefixlen > 29:
+            raise ProvisioningError(f"--pool {pool} is too small: network, broadcast, gateway "
+                                    "and home address leave no dynamic address (use /29 or larger)")
+        if self.idle_timeout <= 0:
+            raise ProvisioningError("--idle-timeout must be positive")
+        return pool, pool.network_address + 1, pool.network_address + 2
+
+
+def host_link_tables(options: TranslationOptions) -> dict[str, dict[str, TomlValue]]:
+    pool, gateway, home_ipv4 = options.addresses()
     return {
+        "host_link": {"interface": "eth1"},
+        "translation": {"enabled": True, "pool": str(pool), "home_ipv4": str(home_ipv4),
+                        "gateway_ipv4": str(gateway), "idle_timeout": options.idle_timeout,
+                        "prefix64": options.prefix64},
+        "dns": {"upstream": [str(DNS_ADDRESS)]},
+    }
+
+
+def _sections_the_agent_reads() -> set[str] | None:
+    """Top-level tables guest_agent's config accepts (it rejects unknown ones), or None."""
+    try:
+        from guest_agent.config import AgentConfig
+    except ImportError:
+        return None
+    return {f.name for f in dataclasses.fields(AgentConfig)}
+
+
+def guest_config(state_dir: str, translation: TranslationOptions | None = None
+                 ) -> dict[str, dict[str, TomlValue]]:
+    tables: dict[str, dict[str, TomlValue]] = {
         "node": {"state_dir": state_dir, "control_socket": socket_path(state_dir, GUEST)},
         "link": {"interface": "eth0"},
         "mobility": {"home_address": str(HOME_ADDRESS), "home_agent": str(HOME_AGENT),
                      "home_prefix": str(HOME_PREFIX)},
         "tun": {"name": "hoa0"},
     }
+    tables.update(host_link_tables(translation or TranslationOptions()))
+    accepted = _sections_the_agent_reads()
+    if accepted is not None:  # an agent without issue 3 must still start
+        tables = {k: v for k, v in tables.items() if k in accepted}
+    return tables
 
 
 def home_agent_config(state_dir: str, *, refuse_home_address: bool = False) -> dict[str, dict[str, TomlValue]]:
@@ -68,10 +121,14 @@ def home_agent_config(state_dir: str, *, refuse_home_address: bool = False) -> d
     }
 
 
-def write_configs(state_dir: str, *, refuse_home_address: bool = False) -> None:
-    for node, tables in ((GUEST, guest_config(state_dir)),
+def write_configs(state_dir: str, *, refuse_home_address: bool = False,
+                  translation: TranslationOptions | None = None,
+                  ipsec: IpsecOptions | None = None) -> None:
+    for node, tables in ((GUEST, guest_config(state_dir, translation)),
                          (HOME_AGENT_NODE, home_agent_config(state_dir,
                                                              refuse_home_address=refuse_home_address))):
+        if ipsec is not None:  # issue 4: [ipsec] and the MTUs that leave room for ESP
+            apply_ipsec_config(tables, node, state_dir, ipsec)
         with open(config_path(state_dir, node), "w") as f:
             f.write(render_toml(tables))
 

@@ -1,0 +1,68 @@
+"""Correspondent node configuration (TOML). Defaults are the test bed's CN link."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from ipaddress import IPv6Address
+from pathlib import Path
+
+from netstack.runtime.configfile import load_config
+
+
+@dataclass
+class NodeSection:
+    name: str = "cn"
+    state_dir: Path = Path("/run/mip6term/m6")
+    control_socket: Path | None = None  # default: <state_dir>/cn.sock
+    log_level: str = "info"
+
+    @property
+    def socket_path(self) -> Path:
+        return self.control_socket or self.state_dir / f"{self.name}.sock"
+
+
+@dataclass
+class LinkSection:
+    """The CN's link, owned through AF_PACKET (kernel IPv6 off: the kernel has no ESP)."""
+
+    interface: str = "eth0"
+    manage_interface: bool = True
+
+
+@dataclass
+class CorrespondentSection:
+    address: IPv6Address = IPv6Address("2001:db8:8::1001")
+    prefixlen: int = 64
+    default_router: IPv6Address = IPv6Address("2001:db8:8::1")
+
+
+@dataclass
+class TunSection:
+    """The TUN that carries the CN address for the kernel's servers (http.server, iperf3)."""
+
+    name: str = "cn0"
+    # room for end-to-end ESP (up to 37 octets with AES-GCM) on a 1500-octet link
+    mtu: int = 1400
+
+
+@dataclass
+class CorrespondentIpsecSection:
+    key_file: Path | None = None  # end-to-end SAs and policies (netstack.ipsec.keys format)
+    end_to_end: bool = False
+
+    def __post_init__(self) -> None:
+        if self.end_to_end and self.key_file is None:
+            raise ValueError("ipsec.end_to_end needs ipsec.key_file")
+
+
+@dataclass
+class CorrespondentConfig:
+    node: NodeSection = field(default_factory=NodeSection)
+    link: LinkSection = field(default_factory=LinkSection)
+    correspondent: CorrespondentSection = field(default_factory=CorrespondentSection)
+    tun: TunSection = field(default_factory=TunSection)
+    ipsec: CorrespondentIpsecSection = field(default_factory=CorrespondentIpsecSection)
+
+
+def load_correspondent_config(path: str | Path | None) -> CorrespondentConfig:
+    return load_config(CorrespondentConfig, path)

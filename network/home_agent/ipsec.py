@@ -1,0 +1,183 @@
+"""IPsec at the home agent: the MN-HA security processor (RFC 3776 / RFC 4877, patent Fig. 13,
+21, 22).
+
+- signalling: a BU arriving in ESP transport mode (Home Address option outside ESP) is
+  decrypted and checked against the SPD, then handed to the HomeAgent as protected; BAs leave
+  in ESP transport mode (type 2 Routing header outside ESP).
+- tunnel: packets intercepted for a home address leave in ESP tunnel mode HA -> CoA, around
+  the IPv6-in-IPv6 packet (Fig. 21, `tunnel = "esp-tunnel"`) or directly around the packet
+  (Fig. 22, `tunnel = "esp-tunnel-only"`); the reverse direction is decrypted the same way.
+
+Tunnel SAs are bound to a home address: in the key file their care-of end holds the home
+address. When a binding is created or updated, `binding_updated` moves that end to the new
+care-of address (RFC 4877 4.1: the HA updates the tunnel SA endpoints on a binding change),
+so the SAs, their sequence numbers and replay windows survive a handover.
+
+Mismatches (plain IPv6-in-IPv6 while ESP is required, ESP for an unknown SA or without any
+IPsec configured, the other tunnel shape inside ESP) are dropped and counted under `mismatch`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass
+from ipaddress import IPv6Address
+from pathlib import Path
+from typing import Any
+
+from netstack.ipsec._ip6chain import walk
+from netstack.ipsec.keys import build_processor, load_key_file
+from netstack.ipsec.modes import esp_spi
+from netstack.ipsec.processor import SecurityProcessor
+from netstack.ipsec.sa import TUNNEL, SecurityAssociation
+from netstack.ipsec.spd import INBOUND, OUTBOUND
+from netstack.wire.errors import ParseError
+
+TUNNEL_OFF = "off"
+TUNNEL_ESP = "esp-tunnel"
+TUNNEL_ESP_ONLY = "esp-tunnel-only"
+TUNNEL_MODES = (TUNNEL_OFF, TUNNEL_ESP, TUNNEL_ESP_ONLY)
+IPPROTO_IPV6 = 41
+IPPROTO_MH = 135
+_EXTENSION_HEADERS = (0, 43, 44, 60)
+
+MOBILITY = "mobility"  # a Mobility Header message (BU) that was in ESP transport mode
+TUNNELLED = "tunnel"  # an IPv6-in-IPv6 packet CoA -> HA (Fig. 21)
+FORWARD = "forward"  # a packet of the home address to forward (Fig. 22)
+
+
+@dataclass
+class HomeAgentIpsecSection:
+    """`[ipsec]` of ha.toml."""
+
+    key_file: Path | None = None
+    signalling: bool = False
+    tunnel: str = TUNNEL_OFF
+    require_protection: bool = False  # refuse (no binding) a BU that was not in ESP
+
+    def __post_init__(self) -> None:
+        if self.tunnel not in TUNNEL_MODES:
+            raise ValueError(f"ipsec.tunnel must be one of {', '.join(TUNNEL_MODES)}, "
+                             f"got {self.tunnel!r}")
+        if (self.signalling or self.tunnel != TUNNEL_OFF) and self.key_file is None:
+            raise ValueError("ipsec.signalling / ipsec.tunnel need ipsec.key_file")
+        if self.require_protection and not self.signalling:
+            raise ValueError("ipsec.require_protection needs ipsec.signalling = true")
+
+
+def upper_protocol(packet: bytes | memoryview) -> int:
+    nh = packet[6]
+    off = 40
+    n = len(packet)
+    while nh in _EXTENSION_HEADERS and off + 8 <= n:
+        length = 8 if nh == 44 else (packet[off + 1] + 1) * 8
+        nh = packet[off]
+        off += length
+    return nh
+
+
+class HomeAgentSecurity:
+    def __init__(
+        self,
+        section: HomeAgentIpsecSection,
+        *,
+        address: IPv6Address,
+        now: float | None = None,
+        processor: SecurityProcessor | None = None,
+    ) -> None:
+        now = time.monotonic() if now is None else now
+        self.section = section
+        self.address = address.packed
+        self.signalling = section.signalling
+        self.tunnel_mode = section.tunnel
+        if processor is None and section.key_file is not None and (
+            section.signalling or section.tunnel != TUNNEL_OFF
+        ):
+            processor = build_processor("mobility", load_key_file(section.key_file, now=now))
+        self.processor = processor
+        self.mismatch: Counter[str] = Counter()
+        # home address -> tunnel SAs whose care-of end it stands for (see module docstring)
+        self._tunnel_sas: dict[IPv6Address, list[tuple[str, SecurityAssociation]]] = {}
+        if processor is not None:
+            sad = processor.sad
+            for sa in sad:
+                if sa.mode != TUNNEL:
+                    continue
+                direction = sad.direction(sa.name)
+                home = sa.dst if direction == OUTBOUND else sa.src
+                if home is not None:
+                    self._tunnel_sas.setdefault(home, []).append((direction, sa))
+
+    @property
+    def esp_tunnel(self) -> bool:
+        return self.tunnel_mode != TUNNEL_OFF and self.processor is not None
+
+    def binding_updated(self, home_address: IPv6Address, care_of_address: IPv6Address) -> None:
+        for direction, sa in self._tunnel_sas.get(home_address, ()):
+            if direction == OUTBOUND:
+                sa.dst = care_of_address
+            elif direction == INBOUND:
+                sa.src = care_of_address
+
+    # ------------------------------------------------------------------ outbound
+
+    def protect_signalling(self, packet: bytes, now: float) -> bytes | None:
+        if not self.signalling or self.processor is None:
+            return packet
+        return self.processor.outbound(packet, now)
+
+    def seal_tunnel(self, encapsulated: bytes, inner: bytes | bytearray, now: float) -> bytes | None:
+        """Fig. 21: ESP around the IPv6-in-IPv6 packet; Fig. 22: ESP around the inner packet."""
+        assert self.processor is not None
+        packet = encapsulated if self.tunnel_mode == TUNNEL_ESP else inner
+        return self.processor.outbound(packet, now)
+
+    # ------------------------------------------------------------------ inbound
+
+    def refuse_plain_tunnel(self) -> bool:
+        if self.esp_tunnel:
+            self.mismatch["plain_tunnel_while_esp_required"] += 1
+            return True
+        return False
+
+    def receive_esp(self, packet: bytes | memoryview, now: float) -> tuple[str, bytes] | None:
+        """ESP addressed to the HA: (MOBILITY, BU packet), (TUNNELLED, IPv6-in-IPv6 packet) or
+        (FORWARD, the home address's packet); None when dropped (counted)."""
+        processor = self.processor
+        if processor is None:
+            self.mismatch["esp_without_ipsec_configured"] += 1
+            return None
+        try:
+            spi = esp_spi(packet, walk(packet))
+        except ParseError as exc:
+            self.mismatch[f"esp_{exc.reason}"] += 1
+            return None
+        if processor.sad.inbound(spi) is None:
+            self.mismatch["esp_unknown_spi"] += 1
+            return None
+        result = processor.inbound(packet, now)
+        if result is None:
+            return None
+        if result[0] >> 4 != 6:
+            self.mismatch["tunnel_inner_not_ipv6"] += 1
+            return None
+        if upper_protocol(result) == IPPROTO_MH:
+            return MOBILITY, result
+        if result[6] == IPPROTO_IPV6 and result[24:40] == self.address:
+            if self.tunnel_mode != TUNNEL_ESP:
+                self.mismatch["ip6ip6_inside_esp_while_tunnel_only"] += 1
+                return None
+            return TUNNELLED, result
+        if self.tunnel_mode != TUNNEL_ESP_ONLY:
+            self.mismatch["inner_packet_inside_esp_while_ip6ip6_expected"] += 1
+            return None
+        return FORWARD, result
+
+    def as_dict(self, now: float) -> dict[str, Any]:
+        out: dict[str, Any] = {"signalling": self.signalling, "tunnel": self.tunnel_mode,
+                               "require_protection": self.section.require_protection,
+                               "mismatch": dict(self.mismatch)}
+        if self.processor is not None:
+            out.update(self.processor.as_dict(now))
+        return out
