@@ -27,6 +27,7 @@ _ETH_IPV4 = b"\x08\x00"
 _ETH_IPV6 = b"\x86\xdd"
 _ETH_ARP = b"\x08\x06"
 _BROADCAST = b"\xff" * 6
+MAX_WAITING = 16  # packets held for the host while ARP resolves its MAC
 
 
 class HostLink:
@@ -53,6 +54,8 @@ class HostLink:
         self.host_ipv6_mac: bytes | None = None  # learned from the host's IPv6 frames
         self._ipv4_header: bytes | None = None
         self._ipv6_header: bytes | None = None
+        # Packets for the host held while its MAC is being resolved (like a neighbour queue).
+        self._waiting_ipv4: list[bytes] = []
 
     def fileno(self) -> int:
         return self.link.fileno()
@@ -140,6 +143,9 @@ class HostLink:
         if mac != self.host_mac:
             self.host_mac = mac
             self._ipv4_header = mac + self.mac + _ETH_IPV4
+        if self._waiting_ipv4:
+            waiting, self._waiting_ipv4 = self._waiting_ipv4, []
+            self.send_ipv4(waiting)
 
     def _learn_ipv6_mac(self, mac: bytes) -> None:
         if mac != self.host_ipv6_mac:
@@ -151,8 +157,11 @@ class HostLink:
     def send_ipv4(self, packets: list[bytes]) -> None:
         header = self._ipv4_header
         if header is None:
-            # Nothing heard from the host yet: ask for it, drop this batch (counted).
-            self.counters["host_tx_dropped_unresolved"] += len(packets)
+            # Nothing heard from the host yet: ask for it and hold a few packets meanwhile.
+            room = MAX_WAITING - len(self._waiting_ipv4)
+            self._waiting_ipv4.extend(packets[:room])
+            if len(packets) > room:
+                self.counters["host_tx_dropped_unresolved"] += len(packets) - max(room, 0)
             request = build_arp(ARP_REQUEST, self.mac, self.gateway_ipv4, ZERO_MAC, self.home_ipv4)
             self.link.send(_BROADCAST + self.mac + _ETH_ARP + request)
             return

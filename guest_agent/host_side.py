@@ -30,7 +30,7 @@ from netstack.translate.rfc6052 import Rfc6052Prefix
 from netstack.translate.rfc7915 import Rfc7915Translator, TranslatorConfig
 from netstack.translate.table import TranslationTable
 from netstack.wire.errors import ParseError
-from netstack.wire.ipv4 import build_ipv4_udp, parse_ipv4_udp
+from netstack.wire.ipv4 import build_ipv4_udp, icmpv4_echo_reply, parse_ipv4_udp
 
 log = logging.getLogger("guest_agent.host")
 
@@ -85,6 +85,8 @@ class HostSide:
             gateway_ipv4=xlat.gateway_ipv4.packed,
             counters=counters,
         )
+        translator.map_6to4 = self.translation.map_inner_6to4
+        translator.map_4to6 = self.translation.map_inner_4to6
         self.demux = FlowDemux(self._default_side())
         self.dns = DnsProxy(self._ask_upstream, self._map_for_dns, ttl_cap=config.dns.ttl_cap, counters=counters)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -177,7 +179,15 @@ class HostSide:
         to_host: list[bytes] = []
         gateway = self.config.translation.gateway_ipv4.packed
         for packet in ipv4:
-            if packet[16:20] == gateway and self._maybe_dns(packet):
+            if packet[16:20] == gateway:
+                # The gateway is the agent itself: DNS and ping are answered, nothing translated.
+                if not self._maybe_dns(packet):
+                    reply = icmpv4_echo_reply(packet)
+                    if reply is not None:
+                        to_host.append(reply)
+                        self.counters["host_gateway_echo_answered"] += 1
+                    else:
+                        self.counters["host_rx_ignored_to_gateway"] += 1
                 continue
             if not self.scenarios.is_on(Scenario.TRANSLATION_ON):
                 self.counters["host_rx_dropped_translation_off"] += 1

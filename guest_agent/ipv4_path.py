@@ -36,6 +36,19 @@ class Ipv4Translation:
         self.gateway_ipv4 = gateway_ipv4
         self.counters = counters
 
+    def map_inner_6to4(self, address: bytes) -> bytes | None:
+        """Addresses quoted inside ICMP errors (no pool allocation for them)."""
+        entry = self.table.get(address)
+        if entry is not None:
+            return entry.ipv4
+        return self.table.prefix.extract(address)
+
+    def map_inner_4to6(self, address: bytes) -> bytes | None:
+        entry = self.table.get_by_v4(address)
+        if entry is not None:
+            return entry.ipv6
+        return None if address in self.table.pool else self.table.prefix.embed(address)
+
     def outbound(self, packet: memoryview, now: float) -> tuple[list[bytes], list[bytes]]:
         """Step 514: (IPv6 packets from the home address, IPv4 errors back to the host)."""
         if len(packet) < 20 or packet[0] >> 4 != 4:
@@ -56,7 +69,13 @@ class Ipv4Translation:
 
     def inbound(self, packet: memoryview, now: float) -> tuple[list[bytes], list[bytes]]:
         """Step 511: (IPv4 packets for the host, IPv6 errors back to the correspondent)."""
-        source = self.table.v6_to_v4(bytes(packet[8:24]), now, len(packet))
+        source6 = bytes(packet[8:24])
+        if packet[6] == 58 and len(packet) > 40 and packet[40] < 128 and self.table.get(source6) is None:
+            # An ICMPv6 error from a router on the path: it must not use up a pool address;
+            # it reaches the host from the gateway, as a router's error would (RFC 7915 5.2).
+            source = self.table.v6_to_v4(source6, now, len(packet)) if self.table.prefix.extract(source6) else self.gateway_ipv4
+        else:
+            source = self.table.v6_to_v4(source6, now, len(packet))
         if source is None:
             self.counters["xlat_dropped_pool_exhausted"] += 1
             error = build_icmpv6_error(

@@ -186,6 +186,22 @@ class HomeAgent:
             created=True,
         )
 
+    def restore(self, entries: list[BindingCacheEntry], now: float) -> int:
+        """Re-install bindings saved before a restart (expired ones are skipped).
+
+        Each restored binding is reported as BindingCreated, so the daemon resumes proxy ND
+        and tunnelling for it. Returns how many were restored.
+        """
+        restored = 0
+        for entry in entries:
+            if entry.expires_at <= now or entry.home_address in self.binding_cache:
+                continue
+            self.binding_cache.put(entry)
+            self._count("binding_restored")
+            self._events.append(BindingCreated(entry.home_address, entry.care_of_address))
+            restored += 1
+        return restored
+
     def handle_timer(self, now: float) -> None:
         for entry in self.binding_cache.pop_expired(now):
             self._count("binding_expired")

@@ -104,3 +104,28 @@ def parse_ipv4_udp(
     if udp_csum != 0 and _udp_checksum(src4, dst4, udp) != 0:
         raise BadChecksum("UDP checksum mismatch")
     return src4, dst4, sport, dport, udp[UDP_HEADER_LEN:]
+
+
+def icmpv4_echo_reply(request: bytes | bytearray | memoryview) -> bytes | None:
+    """The Echo Reply (RFC 792) to an unfragmented IPv4 Echo Request; None for anything else.
+
+    Used by the guest to answer pings to its gateway address on the host link.
+    """
+    view = memoryview(request)
+    if len(view) < 28 or view[0] >> 4 != 4 or view[9] != 1:
+        return None
+    ihl = (view[0] & 0x0F) * 4
+    total = (view[2] << 8) | view[3]
+    if ihl < 20 or total > len(view) or total < ihl + 8 or view[ihl] != 8:
+        return None
+    if ((view[6] << 8) | view[7]) & (_MF | _OFFSET_MASK):
+        return None
+    if internet_checksum(view[ihl:total]) != 0:
+        return None
+    icmp = bytearray(view[ihl:total])
+    icmp[0] = 0  # echo reply
+    icmp[2:4] = b"\x00\x00"
+    icmp[2:4] = internet_checksum(icmp).to_bytes(2, "big")
+    header = bytearray(_IPV4.pack(0x45, view[1], 20 + len(icmp), 0, 0, 64, 1, 0, bytes(view[16:20]), bytes(view[12:16])))
+    header[10:12] = ipv4_header_checksum(header).to_bytes(2, "big")
+    return bytes(header) + bytes(icmp)

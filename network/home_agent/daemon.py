@@ -11,6 +11,7 @@ import logging
 import time
 from collections import Counter
 from ipaddress import IPv6Address
+from pathlib import Path
 from typing import Any
 
 from netstack.mobility.events import BindingCreated, BindingDeleted, BindingUpdated, DadRequested
@@ -37,6 +38,7 @@ from netstack.wire.mh_codec import build_mobility_packet, decode_mobility_packet
 from network.home_agent.config import HomeAgentConfig
 from network.home_agent.forwarding import IPPROTO_IPV6, HomeAgentDataPlane
 from network.home_agent.ipsec import FORWARD, MOBILITY, TUNNELLED, HomeAgentSecurity
+from network.home_agent.persistence import load_bindings, save_bindings
 from network.home_agent.proxy_dad import ProxyDad
 
 log = logging.getLogger("home_agent")
@@ -80,6 +82,8 @@ class HomeAgentDaemon:
         # Link-layer source of BUs sent from the home link (a node returning home): the BA
         # goes straight to it, since the node does not own its home address yet (11.5.4).
         self._on_link_macs: dict[IPv6Address, bytes] = {}
+        # Data frames of one receive batch, sent with one sendmmsg at the end of the batch.
+        self._tx_frames: list[bytes] = []
         self.loop: NodeLoop | None = None
         self.started_at = time.monotonic()
 
@@ -94,9 +98,33 @@ class HomeAgentDaemon:
         self.nd.add_static_address(self.address, self.home_prefix.prefixlen, now, dad=True)
         if self.config.home_agent.default_router is not None:
             self.nd.set_default_router(self.config.home_agent.default_router)
+        self._restore_bindings(now)
         self._after_input(now)
 
+    @property
+    def bindings_file(self) -> Path:
+        return self.config.node.state_dir / f"{self.config.node.name}-bindings.json"
+
+    def _restore_bindings(self, now: float) -> None:
+        try:
+            entries = load_bindings(self.bindings_file, now)
+        except ValueError as exc:
+            log.warning("ignoring saved bindings: %s", exc)
+            self.counters["bindings_file_unreadable"] += 1
+            return
+        restored = self.home_agent.restore(entries, now)
+        if restored:
+            log.info("restored %d binding(s) from %s", restored, self.bindings_file)
+
+    def _save_bindings(self, now: float) -> None:
+        try:
+            save_bindings(self.home_agent.binding_cache, self.bindings_file, now)
+        except OSError as exc:
+            self.counters["bindings_save_failed"] += 1
+            log.warning("cannot save bindings: %s", exc)
+
     def close(self) -> None:
+        self._save_bindings(time.monotonic())
         self.link.close()
 
     def on_timer(self, now: float) -> None:
@@ -147,6 +175,9 @@ class HomeAgentDaemon:
                 self._intercept(packet, care_of_address, now)
             else:
                 self.counters["rx_ignored_not_for_us"] += 1
+        if self._tx_frames:
+            self.node.send_frames(self._tx_frames)
+            self._tx_frames = []
         self._after_input(now)
 
     def _handle_nd(self, packet: memoryview, src_mac: bytes, now: float) -> None:
@@ -241,7 +272,7 @@ class HomeAgentDaemon:
             outer = sealed
         frame = self.dataplane.frame(outer)
         if frame is not None:
-            self.node.send_frames([frame])
+            self._tx_frames.append(frame)
         else:
             self.node.send_packet(outer, IPv6Address(care_of_address), now)
 
@@ -264,7 +295,7 @@ class HomeAgentDaemon:
         if destination not in self.home_prefix:
             frame = self.dataplane.frame(forwarded)
             if frame is not None:
-                self.node.send_frames([frame])
+                self._tx_frames.append(frame)
                 return
         self.node.send_packet(bytes(forwarded), destination, now)
 
@@ -329,9 +360,11 @@ class HomeAgentDaemon:
             # Proxy ND for the home address (RFC 6275 10.4.1): answer NS, announce with NA.
             if not self.nd.is_proxied(event.home_address):
                 self.nd.add_proxy(event.home_address, now)
+            self._save_bindings(now)
         elif isinstance(event, BindingDeleted):
             log.info("binding for %s deleted", event.home_address)
             self.nd.remove_proxy(event.home_address)
+            self._save_bindings(now)
 
     # ------------------------------------------------------------------ control API
 

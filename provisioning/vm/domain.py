@@ -31,6 +31,12 @@ MAC_VISITED = "52:54:00:6d:36:00"
 MAC_HOST = "52:54:00:6d:36:01"
 MAC_MGMT = "52:54:00:6d:36:02"
 MGMT_PCI_SLOT = 0x1E  # last on the bus: the management NIC is always eth2
+# No checksum/segmentation offloads on the agent's NICs: otherwise QEMU lets the host hand
+# the TAP packets with unfinished checksums (and 64 KB GSO frames) that reach the guest's
+# AF_PACKET socket as they are (the same reason lite mode turns veth offloads off).
+NO_OFFLOADS = ("<driver name='qemu'><host csum='off' gso='off' tso4='off' tso6='off' ecn='off' "
+               "ufo='off' mrg_rxbuf='off'/><guest csum='off' tso4='off' tso6='off' ecn='off' "
+               "ufo='off'/></driver>")
 
 
 @dataclass
@@ -115,11 +121,13 @@ def render_domain_xml(spec: VmSpec) -> str:
       <mac address='{MAC_VISITED}'/>
       <target dev='{e(spec.visited_tap)}' managed='no'/>
       <model type='virtio'/>
+      {NO_OFFLOADS}
     </interface>
     <interface type='ethernet'>
       <mac address='{MAC_HOST}'/>
       <target dev='{e(spec.host_tap)}' managed='no'/>
       <model type='virtio'/>
+      {NO_OFFLOADS}
     </interface>
     <serial type='unix'>
       <source mode='bind' path='{e(str(spec.console_socket))}'/>

@@ -277,3 +277,30 @@ def test_malformed_packets_are_dropped_counted_and_survived(testbed: BedHandle, 
     # The daemon is still there and still forwarding.
     code, _size = curl(testbed, URL_INDEX)
     assert code == 200
+
+
+def test_home_agent_restart_keeps_bindings_and_sessions(testbed: BedHandle, tmp_path: Path) -> None:
+    coa = wait_registered(testbed, VISITED_B)
+    before = testbed.status()["binding_cache"]
+    assert [b["care_of_address"] for b in before] == [str(coa)]
+    out = tmp_path / "big.out"
+    big = Path(testbed.state_dir) / "www" / "big"
+    proc = netns.popen(
+        testbed.namespace("guest"),
+        ["curl", "-s", "--limit-rate", "4M", "--max-time", "60", "--interface", HOA,
+         "-o", str(out), URL_BIG],
+    )
+    try:
+        time.sleep(1.5)
+        restarted = testbed.cli("agent", "restart", "--node", "ha")
+        assert restarted.returncode == 0, restarted.stderr
+        after = testbed.status()
+        assert [(b["home_address"], b["care_of_address"], b["sequence"]) for b in after["binding_cache"]] == [
+            (b["home_address"], b["care_of_address"], b["sequence"]) for b in before
+        ]
+        assert after["counters"]["ha"].get("binding_restored") == 1
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert hashlib.sha256(out.read_bytes()).digest() == hashlib.sha256(big.read_bytes()).digest()

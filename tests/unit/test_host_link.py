@@ -281,7 +281,25 @@ def test_send_ipv4_before_the_host_mac_is_known_asks_for_it() -> None:
         op=1, hwsrc=OUR_MAC, psrc=GATEWAY4, hwdst="00:00:00:00:00:00", pdst=HOME4
     )
     assert fake.sent == [bytes(expected)] and fake.batches == []
-    assert link.counters == Counter({"host_tx_dropped_unresolved": 2})
+    assert link.counters == Counter()  # held, not dropped
+
+
+def test_packets_held_during_arp_are_sent_once_the_host_answers() -> None:
+    link, fake = make()
+    link.send_ipv4([b"a", b"b"])
+    reply = Ether(dst=OUR_MAC, src=HOST_MAC) / ARP(
+        op=2, hwsrc=HOST_MAC, psrc=HOME4, hwdst=OUR_MAC, pdst=GATEWAY4
+    )
+    receive(link, fake, bytes(reply))
+    header = mac(HOST_MAC) + mac(OUR_MAC) + b"\x08\x00"
+    assert fake.batches == [[header + b"a", header + b"b"]]
+    assert link.counters["host_tx_ipv4"] == 2
+
+
+def test_the_hold_queue_is_bounded() -> None:
+    link, fake = make()
+    link.send_ipv4([b"x"] * 20)
+    assert link.counters["host_tx_dropped_unresolved"] == 20 - 16
 
 
 def test_send_ipv4_after_learning_the_host_mac() -> None:

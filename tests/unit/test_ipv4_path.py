@@ -40,7 +40,7 @@ def make() -> Ipv4Translation:
     translator = Rfc7915Translator(
         TranslatorConfig(icmpv4_error_source=a4(GATEWAY4), icmpv6_error_source=a6(HOA))
     )
-    return Ipv4Translation(
+    xlat = Ipv4Translation(
         table,
         translator,
         home_address=a6(HOA),
@@ -48,6 +48,9 @@ def make() -> Ipv4Translation:
         gateway_ipv4=a4(GATEWAY4),
         counters=Counter(),
     )
+    translator.map_6to4 = xlat.map_inner_6to4
+    translator.map_4to6 = xlat.map_inner_4to6
+    return xlat
 
 
 def host_packet(dst: str, *, src: str = HOME4, ttl: int = 64, data: bytes = b"ping") -> bytes:
@@ -208,3 +211,19 @@ def test_expired_entry_is_reused_after_the_idle_timeout() -> None:
     assert xlat.table.get(a6(peers[0])) is None
     assert xlat.table.get(a6(late)).ipv4 == a4("198.18.0.3")
     assert xlat.counters == Counter({"xlat_6to4": 8, "xlat_dropped_pool_exhausted": 1})
+
+
+def test_router_icmpv6_error_comes_from_the_gateway_without_using_the_pool() -> None:
+    xlat = make()
+    # The host's UDP packet went out to the CN; a router on the way answers unreachable.
+    out, _ = xlat.outbound(memoryview(host_packet(STATIC4)), 0.0)
+    assert out
+    error = bytes(
+        IPv6(src="2001:db8:6::ffff", dst=HOA) / ICMPv6DestUnreach(code=0) / IPerror6(out[0][:48])
+    )
+    before = xlat.table.pool.in_use
+    to_host, errors = xlat.inbound(memoryview(error), 1.0)
+    assert errors == [] and len(to_host) == 1
+    assert IP(to_host[0]).src == GATEWAY4
+    assert IP(to_host[0])[ICMP].type == 3
+    assert xlat.table.pool.in_use == before

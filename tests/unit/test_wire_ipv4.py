@@ -160,3 +160,25 @@ def test_round_trip(payload: bytes, ttl: int, ident: int) -> None:
 def test_fuzz_only_parse_errors(data: bytes) -> None:
     with contextlib.suppress(ParseError):
         parse_ipv4_udp(data)
+
+
+def test_echo_reply_matches_scapy() -> None:
+    from scapy.all import ICMP, IP, raw
+
+    from netstack.wire.ipv4 import icmpv4_echo_reply
+
+    request = raw(IP(src="198.18.0.2", dst="198.18.0.1") / ICMP(id=7, seq=3) / b"hello")
+    expected = IP(src="198.18.0.1", dst="198.18.0.2", ttl=64, id=0) / ICMP(type=0, id=7, seq=3) / b"hello"
+    assert icmpv4_echo_reply(request) == raw(expected)
+
+
+def test_echo_reply_refuses_non_requests_and_bad_checksums() -> None:
+    from scapy.all import ICMP, IP, UDP, raw
+
+    from netstack.wire.ipv4 import icmpv4_echo_reply
+
+    assert icmpv4_echo_reply(raw(IP() / ICMP(type=0))) is None
+    assert icmpv4_echo_reply(raw(IP() / UDP())) is None
+    assert icmpv4_echo_reply(raw(IP() / ICMP(chksum=1) / b"x")) is None
+    assert icmpv4_echo_reply(raw(IP(flags="MF") / ICMP())) is None
+    assert icmpv4_echo_reply(b"\x45") is None

@@ -1,0 +1,69 @@
+"""The binding cache survives a home agent restart (bindings are learned state, never lost).
+
+Saved atomically as JSON with each binding's remaining lifetime: the monotonic clock restarts
+with the process, so absolute times are meaningless across restarts. Downtime is not
+subtracted (the mobile node refreshes long before expiry anyway).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from ipaddress import IPv6Address, IPv6Network
+from pathlib import Path
+
+from netstack.mobility.binding_cache import BindingCache, BindingCacheEntry
+
+
+def save_bindings(cache: BindingCache, path: Path, now: float) -> None:
+    rows = [
+        {
+            "home_address": str(e.home_address),
+            "care_of_address": str(e.care_of_address),
+            "lifetime": e.lifetime,
+            "remaining": max(0.0, e.expires_at - now),
+            "sequence": e.sequence,
+            "mobile_router": e.mobile_router,
+            "prefixes": [str(p) for p in e.prefixes],
+        }
+        for e in cache
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".bindings-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump({"version": 1, "bindings": rows}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_bindings(path: Path, now: float) -> list[BindingCacheEntry]:
+    """Entries from `path`; a missing file is empty, a corrupt one raises ValueError."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return []
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    entries = []
+    try:
+        for row in data["bindings"]:
+            entries.append(
+                BindingCacheEntry(
+                    home_address=IPv6Address(row["home_address"]),
+                    care_of_address=IPv6Address(row["care_of_address"]),
+                    lifetime=int(row["lifetime"]),
+                    sequence=int(row["sequence"]) & 0xFFFF,
+                    expires_at=now + float(row["remaining"]),
+                    mobile_router=bool(row.get("mobile_router", False)),
+                    prefixes=tuple(IPv6Network(p) for p in row.get("prefixes", ())),
+                )
+            )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: bad binding row: {exc}") from None
+    return entries
