@@ -52,6 +52,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             found, missing = testbed.run(args.prefix, args.duration, keep=args.keep)
         results += found
         skipped += missing
+        with console.status(f"test bed {args.prefix}e with ESP-GCM on the tunnel"):
+            found, missing = testbed.run(f"{args.prefix}e", args.duration, keep=args.keep,
+                                         ipsec="tunnel")
+        results += found
+        skipped += missing
     if args.suite in ("tayga", "all"):
         from benchmarks import tayga
 

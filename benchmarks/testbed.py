@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -188,33 +188,102 @@ def iperf3_from_guest(prefix: str, *, udp: bool, duration: int, reverse: bool) -
     raise last
 
 
-def measure(prefix: str, duration: int) -> list[Measurement]:
+def host_exec(prefix: str, argv: Sequence[str], timeout: float) -> Completed:
+    return _cli("testbed", "exec", "--prefix", prefix, "host", "--", *argv, timeout=timeout)
+
+
+def cn_ipv4_address(prefix: str) -> str:
+    """The pool address the agent's DNS gives the host for cn.example (allocated on demand)."""
+    probe = "import socket; print(socket.gethostbyname('cn.example'))"
+    done = host_exec(prefix, [sys.executable, "-c", probe], timeout=20)
+    if done.returncode != 0 or not done.stdout.strip():
+        raise CommandFailed(f"cn.example did not resolve on host: {done.stderr.strip()[-200:]}")
+    return done.stdout.strip()
+
+
+def iperf3_from_host(prefix: str, server4: str, *, udp: bool, duration: int,
+                     reverse: bool) -> dict[str, Any]:
+    argv = iperf3_client_args(server4, udp=udp, duration=duration, reverse=reverse)
+    last: CommandFailed | None = None
+    for _attempt in range(3):
+        done = host_exec(prefix, argv, timeout=duration + 30)
+        try:
+            return parse_iperf3(done.stdout)
+        except CommandFailed as exc:
+            last = exc
+            if "busy" not in str(exc) and "refused" not in str(exc):
+                raise
+            time.sleep(1.0)
+    assert last is not None
+    raise last
+
+
+def _attempt(results: list[Measurement], skipped: list[Skipped], name: str,
+             make: Callable[[], Measurement]) -> None:
+    """One iperf3 measurement; its failure is reported and does not lose the others."""
+    try:
+        results.append(make())
+    except CommandFailed as exc:
+        skipped.append(Skipped("testbed", name, str(exc)))
+    time.sleep(1.0)  # let the single-client iperf3 server finish the previous test
+
+
+def measure_ipv4(prefix: str, duration: int, label: str = ""
+                 ) -> tuple[list[Measurement], list[Skipped]]:
+    """An unmodified IPv4 application on `host` to the IPv6-only CN (translate + tunnel)."""
+    server4 = cn_ipv4_address(prefix)
+    via = f"host IPv4 -> translate -> tunnel{label} -> HA -> CN"
+    results: list[Measurement] = []
+    skipped: list[Skipped] = []
+    name = f"UDP 100 B host(IPv4)->CN{label}"
+    _attempt(results, skipped, name, lambda: udp_measurement("testbed", name, iperf3_from_host(
+        prefix, server4, udp=True, duration=duration, reverse=False), via))
+    name2 = f"TCP host(IPv4)->CN{label}"
+    _attempt(results, skipped, name2, lambda: tcp_measurement("testbed", name2, iperf3_from_host(
+        prefix, server4, udp=False, duration=duration, reverse=False), via))
+    name3 = f"TCP CN->host(IPv4){label} (-R)"
+    _attempt(results, skipped, name3, lambda: tcp_measurement("testbed", name3, iperf3_from_host(
+        prefix, server4, udp=False, duration=duration, reverse=True), via))
+    return results, skipped
+
+
+def measure(prefix: str, duration: int) -> tuple[list[Measurement], list[Skipped]]:
     via = "guest hoa0 -> tunnel -> HA -> CN"
     via_r = "CN -> HA intercept -> tunnel -> guest"
-    results = []
-    data = iperf3_from_guest(prefix, udp=True, duration=duration, reverse=False)
-    results.append(udp_measurement("testbed", "UDP 100 B guest->CN", data, via))
-    data = iperf3_from_guest(prefix, udp=True, duration=duration, reverse=True)
-    results.append(udp_measurement("testbed", "UDP 100 B CN->guest (-R)", data, via_r))
-    data = iperf3_from_guest(prefix, udp=False, duration=duration, reverse=False)
-    results.append(tcp_measurement("testbed", "TCP guest->CN", data, via))
-    data = iperf3_from_guest(prefix, udp=False, duration=duration, reverse=True)
-    results.append(tcp_measurement("testbed", "TCP CN->guest (-R)", data, via_r))
-    return results
+    results: list[Measurement] = []
+    skipped: list[Skipped] = []
+    for name, udp, reverse, path in (
+        ("UDP 100 B guest->CN", True, False, via),
+        ("UDP 100 B CN->guest (-R)", True, True, via_r),
+        ("TCP guest->CN", False, False, via),
+        ("TCP CN->guest (-R)", False, True, via_r),
+    ):
+        measurement = udp_measurement if udp else tcp_measurement
+        _attempt(results, skipped, name, lambda n=name, u=udp, r=reverse, p=path, m=measurement: m(
+            "testbed", n, iperf3_from_guest(prefix, udp=u, duration=duration, reverse=r), p))
+    found, missing = measure_ipv4(prefix, duration)
+    return results + found, skipped + missing
 
 
 def run(prefix: str = "bench", duration: int = 5, *,
-        keep: bool = False) -> tuple[list[Measurement], list[Skipped]]:
-    """Bring the bed up if needed, measure, and tear it down (unless keep) whatever happens."""
+        keep: bool = False, ipsec: str | None = None) -> tuple[list[Measurement], list[Skipped]]:
+    """Bring the bed up if needed, measure, and tear it down (unless keep) whatever happens.
+
+    With `ipsec` (e.g. "tunnel"), the bed runs with ESP-GCM on the MN-HA tunnel and only the
+    host's IPv4 path is measured (translate + encapsulate + ESP).
+    """
     if os.geteuid() != 0:
         return [], [Skipped("testbed", "iperf3 via test bed", "needs root (network namespaces)")]
     try:
         if not bed_exists(prefix):
-            done = _cli("testbed", "up", "--prefix", prefix, timeout=UP_TIMEOUT)
+            extra = ["--ipsec", ipsec] if ipsec else []
+            done = _cli("testbed", "up", "--prefix", prefix, *extra, timeout=UP_TIMEOUT)
             if done.returncode != 0:
                 raise CommandFailed(f"testbed up failed: {done.stderr.strip()[-400:]}")
         wait_for_binding(prefix)
-        return measure(prefix, duration), []
+        if ipsec:
+            return measure_ipv4(prefix, duration, label=f" [ESP {ipsec}]")
+        return measure(prefix, duration)
     except CommandFailed as exc:
         return [], [Skipped("testbed", "iperf3 via test bed", str(exc))]
     finally:

@@ -59,11 +59,16 @@ def _link_index(ipr: IPRoute, ifname: str) -> int:
     return found[0]
 
 
-def _add_address(ns: str, ifname: str, address: str) -> None:
+def _add_address(ns: str, ifname: str, address: str, *, deprecated: bool = False) -> None:
+    """A static address; `deprecated` (preferred lifetime 0) keeps it out of source selection."""
     iface = ip_interface(address)
+    extra = {}
+    if deprecated:
+        extra["IFA_CACHEINFO"] = {"ifa_preferred": 0, "ifa_valid": 0xFFFFFFFF,
+                                  "cstamp": 0, "tstamp": 0}
     with IPRoute(netns=ns) as ipr:
         ipr.addr("add", index=_link_index(ipr, ifname), address=str(iface.ip),
-                 prefixlen=iface.network.prefixlen, flags=IFA_F_NODAD)
+                 prefixlen=iface.network.prefixlen, flags=IFA_F_NODAD, **extra)
 
 
 def _set_up(ns: str, ifname: str) -> None:
@@ -177,7 +182,8 @@ def up(options: UpOptions) -> str:
     _build_links(prefix, skip_node=agents.GUEST if vm_guest else None)
     _add_routes(prefix)
     for address in CN_EXTRA_ADDRESSES:  # cn1..cn5.example (pool-exhaustion test)
-        _add_address(namespace(prefix, "cn"), "eth0", f"{address}/64")
+        # Deprecated, so the CN's unconnected UDP replies (iperf3 -u) still come from ::1001.
+        _add_address(namespace(prefix, "cn"), "eth0", f"{address}/64", deprecated=True)
     _start_radvd(prefix, sdir)
     key_files = ipsec_keys.write_key_files(sdir, ipsec)  # mode 0600, random keys
     if ipsec.end_to_end:  # the CN daemon must own the CN address before the servers bind it
