@@ -39,6 +39,7 @@ from netstack.runtime.afpacket import PacketLink
 from netstack.runtime.link_node import LinkNode
 from netstack.runtime.linkconfig import LinkMonitor, configure_link, link_is_up
 from netstack.runtime.loop import NodeLoop
+from netstack.runtime.sa_state import SaStatePersister
 from netstack.runtime.tun import TunDevice
 from netstack.wire.errors import ParseError
 from netstack.wire.mh import BindingAck, BindingError, BindingRefreshRequest
@@ -60,6 +61,15 @@ class GuestAgent:
         mob = config.mobility
         self.home_address = mob.home_address
         self.home_prefix: IPv6Network = mob.home_prefix
+        # IPsec first: an unsafe key file is refused before any interface is touched.
+        self.security = GuestSecurity(
+            config.ipsec, home_address=mob.home_address, home_agent=mob.home_agent
+        )
+        self.sa_state = SaStatePersister(
+            config.node.state_dir / f"{config.node.name}-esp-state.json",
+            (self.security.mobility, self.security.end_to_end),
+        )
+        self.sa_state.restore()
         ifname = config.link.interface
         if config.link.manage_interface:
             configure_link(ifname, disable_ipv6=True, offloads_off=True)
@@ -85,10 +95,6 @@ class GuestAgent:
             require_protection=config.ipsec.require_protection,
         )
         self.dataplane = GuestDataPlane(mob.home_address.packed, self.link.mac, self.counters)
-        # IPsec: mobility-layer and end-to-end processors (refuses unsafe key files).
-        self.security = GuestSecurity(
-            config.ipsec, home_address=mob.home_address, home_agent=mob.home_agent
-        )
         if self.security.esp_tunnel:
             self.dataplane.security = self.security
         self.tun = TunDevice(config.tun.name, config.tun.mtu)
@@ -125,6 +131,7 @@ class GuestAgent:
         self._after_input(now)
 
     def close(self) -> None:
+        self.sa_state.save(time.monotonic())
         if self.host_side is not None:
             self.host_side.close()
         for closer in (self.monitor.close, self.tun.close, self.link.close):
@@ -298,6 +305,8 @@ class GuestAgent:
             if not progressed:
                 break
         self.node.flush()
+        if self.sa_state.processors:
+            self.sa_state.maybe_save(now)
         if self.loop is not None:
             self.loop.arm_earliest(
                 [

@@ -26,6 +26,7 @@ from netstack.runtime.afpacket import PacketLink
 from netstack.runtime.link_node import LinkNode
 from netstack.runtime.linkconfig import configure_link, link_is_up
 from netstack.runtime.loop import NodeLoop
+from netstack.runtime.sa_state import SaStatePersister
 from netstack.runtime.tun import TunDevice
 from network.correspondent.config import CorrespondentConfig
 
@@ -46,6 +47,10 @@ class CorrespondentDaemon:
             # refuses a key file others can read (KeyFileError: one line, exit 2)
             keys = load_key_file(config.ipsec.key_file, now=time.monotonic())
             self.end_to_end = build_processor("end_to_end", keys)
+        self.sa_state = SaStatePersister(
+            config.node.state_dir / f"{config.node.name}-esp-state.json", (self.end_to_end,)
+        )
+        self.sa_state.restore()
         ifname = config.link.interface
         if config.link.manage_interface:
             configure_link(ifname, disable_ipv6=True, offloads_off=True)
@@ -74,6 +79,7 @@ class CorrespondentDaemon:
         self._after_input(now)
 
     def close(self) -> None:
+        self.sa_state.save(time.monotonic())
         for closer in (self.tun.close, self.link.close):
             with contextlib.suppress(OSError):
                 closer()
@@ -147,6 +153,8 @@ class CorrespondentDaemon:
                 mac = event.router_mac
                 self._eth_header = (mac + self.link.mac + _ETHERTYPE_IPV6) if mac else None
         self.node.flush()
+        if self.sa_state.processors:
+            self.sa_state.maybe_save(now)
         if self.loop is not None:
             self.loop.arm_earliest([self.nd.get_timer()])
 

@@ -23,6 +23,7 @@ from netstack.runtime.afpacket import PacketLink
 from netstack.runtime.link_node import LinkNode
 from netstack.runtime.linkconfig import configure_link, link_is_up
 from netstack.runtime.loop import NodeLoop
+from netstack.runtime.sa_state import SaStatePersister
 from netstack.wire.errors import ParseError
 from netstack.wire.icmpv6 import build_icmpv6_packet
 from netstack.wire.icmpv6_types import (
@@ -58,6 +59,10 @@ class HomeAgentDaemon:
         self.counters: Counter[str] = Counter()
         # MN-HA IPsec (signalling and tunnel); first, so an unsafe key file stops us early.
         self.security = HomeAgentSecurity(config.ipsec, address=section.address)
+        self.sa_state = SaStatePersister(
+            config.node.state_dir / f"{config.node.name}-esp-state.json", (self.security.processor,)
+        )
+        self.sa_state.restore()
         ifname = config.interface
         if config.link.manage_interface:
             configure_link(ifname, disable_ipv6=True, offloads_off=True)
@@ -125,6 +130,7 @@ class HomeAgentDaemon:
 
     def close(self) -> None:
         self._save_bindings(time.monotonic())
+        self.sa_state.save(time.monotonic())
         self.link.close()
 
     def on_timer(self, now: float) -> None:
@@ -323,6 +329,8 @@ class HomeAgentDaemon:
             if not progressed:
                 break
         self.node.flush()
+        if self.sa_state.processors:
+            self.sa_state.maybe_save(now)
         if self.loop is not None:
             self.loop.arm_earliest(
                 [self.nd.get_timer(), self.home_agent.get_timer(), self.proxy_dad.get_timer()]
