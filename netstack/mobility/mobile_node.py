@@ -219,8 +219,13 @@ class MobileNode:
             self._resynchronise(entry, message, now)
             return
         if message.sequence != entry.sequence:
-            self._count("ba_sequence_mismatch")
-            return
+            # A BA may answer an earlier transmission of the same attempt (same CoA, same
+            # lifetime) when two left together, e.g. one held by neighbour resolution.
+            behind = (entry.sequence - message.sequence) % 0x10000
+            if not 0 < behind < entry.transmissions:
+                self._count("ba_sequence_mismatch")
+                return
+            self._count("ba_for_earlier_transmission")
         entry.last_status = message.status
         entry.reason = status_reason(message.status)
         if entry.state is BindingState.DEREGISTERING:

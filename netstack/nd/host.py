@@ -97,6 +97,8 @@ class NdHost:
         self._maps: dict[IPv6Address, MapOption] = {}
         self._events: deque[NdEvent] = deque()
         self._frames: list[tuple[bytes, bytes]] = []
+        # Address resolutions that had no usable NS source yet (RFC 4429 3.3), by target.
+        self._deferred_solicits: dict[IPv6Address, Solicit] = {}
 
     # ================================================================ outputs
 
@@ -658,6 +660,18 @@ class NdHost:
             AddressState.PREFERRED if entry.preferred_until > now else AddressState.DEPRECATED
         )
         self._report_ready(entry)
+        self._send_deferred_solicits(now)
+
+    def _send_deferred_solicits(self, now: float) -> None:
+        """DAD just gave us a usable NS source: resolve what waited for one, with full retries."""
+        deferred, self._deferred_solicits = self._deferred_solicits, {}
+        for target, action in deferred.items():
+            neighbor = self.neighbors.get(target)
+            if neighbor is None or neighbor.state is not NeighborState.INCOMPLETE:
+                continue
+            neighbor.probes_sent = 1
+            neighbor.timer_at = now + self.neighbors.retrans_timer
+            self._solicit(action)
 
     def _address_duplicate(self, entry: AddressEntry) -> None:
         """RFC 4862 5.4.5: stop using the address."""
@@ -693,7 +707,10 @@ class NdHost:
     def _solicit(self, action: Solicit) -> None:
         src = self._ns_source(action.target)
         if src is None:
+            # Only optimistic/tentative addresses so far (just after a link change): hold the
+            # solicitation until DAD gives us a source, instead of failing resolution.
             self._count("ns_no_source")
+            self._deferred_solicits[action.target] = action
             return
         if action.dst_mac is None:
             dst, dst_mac = solicited_node_multicast(action.target), None

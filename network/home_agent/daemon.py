@@ -349,7 +349,7 @@ class HomeAgentDaemon:
             return  # dropped by the SPD, counted by the processor
         packet = protected
         self.counters["tx_mobility_messages"] += 1
-        mac = self._on_link_macs.pop(message.dst, None)
+        mac = self._on_link_macs.get(message.dst)
         if mac is not None:
             self.node.send_frames([mac + self.link.mac + _ETHERTYPE_IPV6 + packet])
         else:

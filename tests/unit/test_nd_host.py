@@ -217,6 +217,27 @@ def test_static_address_without_dad_is_ready_at_once() -> None:
     assert isinstance(events(host)[0], AddressReady)
 
 
+def test_resolution_waits_for_dad_instead_of_failing_without_a_source() -> None:
+    """Right after a link change only optimistic/tentative addresses exist (RFC 4429 3.3):
+    the NS is held, then sent the moment DAD completes, with its full retries left."""
+    host = make_host()
+    host.link_up(0.0)
+    home = IPv6Network("2001:db8:6::/64")
+    host.add_static_address(IPv6Address("2001:db8:6::1000"), 64, 0.0)  # tentative, like the HoA
+    sent(host)
+    target = IPv6Address("2001:db8:6::1")
+    packet = build_ipv6_packet(IPv6Address("2001:db8:6::1000"), target, 59, b"")
+    host.send(packet, target, 0.1)
+    assert messages_of(sent(host), NeighborSolicitation) == []
+    assert home  # the target is on-link through the static address's prefix
+    host.handle_timer(1.0)  # link-local and the static address finish DAD
+    resolutions = [
+        m for m in messages_of(sent(host), NeighborSolicitation) if m.message.target == target
+    ]
+    assert len(resolutions) == 1 and resolutions[0].packet.src != UNSPEC
+    assert host.neighbors.get(target).probes_sent == 1  # three full tries from now on
+
+
 # ---------------------------------------------------------------- NS answering
 
 
