@@ -3,7 +3,8 @@ SHELL := /bin/bash
 VENV := .venv
 MIP6TERM := $(VENV)/bin/mip6term
 PYTEST := $(VENV)/bin/pytest
-GUEST ?= lite
+# `make demo` runs the appliance VM (issue 5); `make demo GUEST=lite` the namespace guest
+GUEST ?= vm
 
 .PHONY: setup demo test test-unit test-netns lint bench clean
 

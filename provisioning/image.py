@@ -260,6 +260,18 @@ def _make_disk(steps: _Steps, rootfs: Path, disk: Path) -> int:
     return size_mib
 
 
+def _prune_old_images(keep: str) -> None:
+    """Older images go, except those backing an installed VM's disk (qcow2 overlays)."""
+    in_use = {keep}
+    for record in paths.vms_dir().glob("*/vm.json"):
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            in_use.add(json.loads(record.read_text())["image_key"])
+    for directory in paths.images_dir().iterdir():
+        if directory.is_dir() and directory.name not in in_use and \
+                not directory.name.startswith("build-"):
+            shutil.rmtree(directory, ignore_errors=True)
+
+
 def build_image(console: Console | None = None, *, force: bool = False) -> GuestImage:
     """Build (or find in the cache) the image for the current tree; returns it."""
     console = console or Console()
@@ -310,6 +322,7 @@ def build_image(console: Console | None = None, *, force: bool = False) -> Guest
         raise
     steps.close()
     os.replace(log_path, image.directory / "build.log")
+    _prune_old_images(keep=image.key)
     console.print(f"image {image.key}: {manifest['disk_mib']} MiB raw, built in "
                   f"{manifest['build_seconds']}s ({image.directory})")
     return image

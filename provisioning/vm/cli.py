@@ -140,7 +140,13 @@ def _cmd_vm(args: argparse.Namespace) -> int:
         started = time.monotonic()
         domain.start(spec)
         wait_for_ssh(spec, timeout=120)
-        print(f"{spec.domain_name} up, SSH after {time.monotonic() - started:.1f}s")
+        ssh_seconds = time.monotonic() - started
+        from provisioning.vm.ssh import GuestShell
+
+        with GuestShell(spec) as shell:
+            guestops.wait_agent(shell, timeout=60)
+        print(f"{spec.domain_name} up: SSH after {ssh_seconds:.1f}s, guest agent answering "
+              f"after {time.monotonic() - started:.1f}s")
         return 0
     if args.vm_command == "stop":
         domain.stop(spec)

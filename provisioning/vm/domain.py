@@ -18,6 +18,7 @@ import subprocess
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 from xml.sax.saxutils import escape
 
 from pyroute2 import IPRoute
@@ -240,8 +241,8 @@ def power_off(spec: VmSpec) -> None:
     conn, _ = hypervisor.connect()
     try:
         dom = _lookup(conn, spec)
-        if dom is not None and dom.isActive():  # type: ignore[attr-defined]
-            dom.destroy()  # type: ignore[attr-defined]
+        if dom is not None:
+            _force_off(dom)
     finally:
         conn.close()  # type: ignore[attr-defined]
 
@@ -260,6 +261,23 @@ def stop(spec: VmSpec, timeout: float = 20.0) -> None:
     power_off(spec)
 
 
+def _force_off(dom: Any) -> None:
+    """destroy() a running domain. Right after a new process opened the embedded driver, its
+    reconnect to the running QEMU may still be in progress ("domain is not running"): retry."""
+    import libvirt
+
+    for attempt in range(20):
+        if not dom.isActive():
+            return
+        try:
+            dom.destroy()
+            return
+        except libvirt.libvirtError:
+            if attempt == 19:
+                raise
+            time.sleep(0.25)
+
+
 def destroy(name: str) -> None:
     """Stop and undefine the domain, delete its TAPs, disk and record. Idempotent."""
     import libvirt
@@ -269,11 +287,15 @@ def destroy(name: str) -> None:
         spec = load(name)
     conn, _ = hypervisor.connect()
     try:
-        with contextlib.suppress(libvirt.libvirtError):
+        try:
             dom = conn.lookupByName(DOMAIN_PREFIX + name)  # type: ignore[attr-defined]
-            if dom.isActive():
-                dom.destroy()
+        except libvirt.libvirtError:
+            dom = None
+        if dom is not None:
+            _force_off(dom)
             dom.undefine()
+    except libvirt.libvirtError as exc:
+        raise ProvisioningError(f"cannot remove domain {DOMAIN_PREFIX + name}: {exc}") from exc
     finally:
         conn.close()  # type: ignore[attr-defined]
     if spec is not None:

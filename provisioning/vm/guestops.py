@@ -61,18 +61,21 @@ def restart_agent(shell: GuestShell) -> None:
     wait_agent(shell)
 
 
+def _pip(*args: str) -> None:
+    result = subprocess.run([sys.executable, "-m", "pip", args[0], "--quiet", *args[1:]],
+                            capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise ProvisioningError(f"pip {args[0]} failed: {result.stderr.strip()[-400:]}")
+
+
 def build_project_tarball(out_dir: Path) -> Path:
     """The project's wheel installed (with .pyc, compiled on the host: fast under TCG) into a
     staging dir and packed; dependencies are already in the image."""
     wheels = out_dir / "wheels"
     staging = out_dir / "lib"
-    for argv in ([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir",
-                  str(wheels), str(paths.REPO_ROOT)],
-                 [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
-                  "--target", str(staging), *map(str, wheels.glob("mip6term-*.whl"))]):
-        result = subprocess.run(argv, capture_output=True, text=True, check=False)
-        if result.returncode != 0:
-            raise ProvisioningError(f"building the wheel failed: {result.stderr.strip()[-400:]}")
+    _pip("wheel", "--no-deps", "--wheel-dir", str(wheels), str(paths.REPO_ROOT))
+    _pip("install", "--no-deps", "--no-index", "--target", str(staging),
+         *map(str, wheels.glob("mip6term-*.whl")))
     tarball = out_dir / "mip6term-lib.tar.gz"
     with tarfile.open(tarball, "w:gz") as tar:
         for entry in sorted(staging.iterdir()):

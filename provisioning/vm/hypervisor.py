@@ -24,7 +24,8 @@ SYSTEM_SOCKETS = ("/run/libvirt/libvirt-sock", "/run/libvirt/virtqemud-sock")
 KVM_GET_API_VERSION = 0xAE00
 KVM_API_VERSION = 12
 # root, no confinement, and QEMU writes its own logs (no virtlogd daemon needed)
-QEMU_CONF = 'user = "root"\ngroup = "root"\nsecurity_driver = "none"\nstdio_handler = "file"\n'
+QEMU_CONF = ('user = "root"\ngroup = "root"\nsecurity_driver = "none"\nstdio_handler = "file"\n'
+             'remember_owner = 0\n')
 
 _event_loop_started = False
 _event_lock = threading.Lock()

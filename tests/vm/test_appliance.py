@@ -12,13 +12,14 @@ import json
 import os
 import re
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from provisioning import netns, topology
-from provisioning.vm import domain, hypervisor
+from provisioning.vm import domain
 from tests.netns.conftest import BedHandle, _cli
 from tests.vm.conftest import new_prefix, vm_tier_available
 from tests.vm.helpers import wait_registered
@@ -30,12 +31,19 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+_LIST_DOMAINS = """
+from provisioning.vm import hypervisor
+conn, _ = hypervisor.connect()
+print("\\n".join(d.name() for d in conn.listAllDomains()))
+"""
+
+
 def _defined_domains() -> list[str]:
-    conn, _ = hypervisor.connect()
-    try:
-        return [d.name() for d in conn.listAllDomains()]
-    finally:
-        conn.close()
+    """Asked in a fresh process: the embedded driver keeps its state per process (and holds
+    the root's lock), so the test process itself must never open it."""
+    result = subprocess.run([sys.executable, "-c", _LIST_DOMAINS], capture_output=True,
+                            text=True, timeout=60, check=True)
+    return result.stdout.split()
 
 
 def _root_links() -> list[str]:
