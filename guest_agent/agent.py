@@ -80,6 +80,8 @@ class GuestAgent:
             config=NdConfig(optimistic_dad=config.link.optimistic_dad, max_rtr_solicitation_delay=0.0),
         )
         self.node = LinkNode(self.link, nd, self.counters)
+        if config.link.tx_thread:
+            self.node.use_background_sender()
         self.nd = nd
         timers = MobilityTimers(
             initial_bindack_timeout_first_reg=mob.initial_bindack_timeout_first_reg,
@@ -134,7 +136,7 @@ class GuestAgent:
         self.sa_state.save(time.monotonic())
         if self.host_side is not None:
             self.host_side.close()
-        for closer in (self.monitor.close, self.tun.close, self.link.close):
+        for closer in (self.monitor.close, self.tun.close, self.node.close):
             with contextlib.suppress(OSError):
                 closer()
 

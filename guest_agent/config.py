@@ -30,6 +30,8 @@ class LinkSection:
     # Disable kernel IPv6 and checksum/segmentation offloads on the interface we own.
     manage_interface: bool = True
     optimistic_dad: bool = True
+    # Transmit from a thread of its own (kernel forwarding overlaps with Python on 2+ cores).
+    tx_thread: bool = True
 
 
 @dataclass

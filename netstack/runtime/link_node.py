@@ -13,6 +13,7 @@ from ipaddress import IPv6Address
 
 from netstack.nd.host import NdHost
 from netstack.runtime.afpacket import PacketLink
+from netstack.runtime.sender import BackgroundSender
 from netstack.wire.errors import ParseError
 from netstack.wire.ethernet import ETH_P_IPV6
 from netstack.wire.icmpv6 import decode_icmpv6_packet
@@ -39,16 +40,31 @@ class LinkNode:
         self.nd = nd
         self.counters = counters
         self.mac = link.mac
+        self.sender: BackgroundSender | None = None
 
     def send_packet(self, packet: bytes, destination: IPv6Address, now: float) -> None:
         """Queue an IPv6 packet for `destination` (next hop resolved by ND); see `flush`."""
         self.nd.send(packet, destination, now)
 
     def send_frames(self, frames: list[bytes]) -> None:
-        if frames:
-            sent = self.link.send_batch(frames)
-            if sent < len(frames):
-                self.counters["tx_dropped_link_busy"] += len(frames) - sent
+        if not frames:
+            return
+        if self.sender is not None:
+            self.sender.submit(frames)
+            return
+        sent = self.link.send_batch(frames)
+        if sent < len(frames):
+            self.counters["tx_dropped_link_busy"] += len(frames) - sent
+
+    def use_background_sender(self) -> None:
+        """Send from a thread of its own (see netstack.runtime.sender)."""
+        if self.sender is None:
+            self.sender = BackgroundSender(self.link, self.counters)
+
+    def close(self) -> None:
+        if self.sender is not None:
+            self.sender.close()
+        self.link.close()
 
     def flush(self) -> None:
         """Send everything ND produced (its own messages and resolved data packets)."""

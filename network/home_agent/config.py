@@ -29,6 +29,8 @@ class LinkSection:
     interface: str = "eth0"
     manage_interface: bool = True
     mtu: int = 1500
+    # Transmit from a thread of its own (kernel forwarding overlaps with Python on 2+ cores).
+    tx_thread: bool = True
 
 
 @dataclass

@@ -69,6 +69,8 @@ class HomeAgentDaemon:
         self.link = PacketLink(ifname)
         self.nd = NdHost(self.link.mac, config=NdConfig(is_router=True, slaac=False))
         self.node = LinkNode(self.link, self.nd, self.counters)
+        if config.link.tx_thread:
+            self.node.use_background_sender()
         policy = HomeAgentPolicy(
             allowed_home_addresses=frozenset(section.allowed_home_addresses) or None,
             refused_home_addresses=frozenset(section.refused_home_addresses),
@@ -131,7 +133,7 @@ class HomeAgentDaemon:
     def close(self) -> None:
         self._save_bindings(time.monotonic())
         self.sa_state.save(time.monotonic())
-        self.link.close()
+        self.node.close()
 
     def on_timer(self, now: float) -> None:
         self.nd.handle_timer(now)
