@@ -228,6 +228,14 @@ def _attempt(results: list[Measurement], skipped: list[Skipped], name: str,
     time.sleep(1.0)  # let the single-client iperf3 server finish the previous test
 
 
+def _guest_counters(prefix: str) -> dict[str, int]:
+    done = _cli("status", "--prefix", prefix, "--json", timeout=20)
+    try:
+        return json.loads(done.stdout)["counters"]["guest"]
+    except (ValueError, KeyError):
+        return {}
+
+
 def measure_ipv4(prefix: str, duration: int, label: str = ""
                  ) -> tuple[list[Measurement], list[Skipped]]:
     """An unmodified IPv4 application on `host` to the IPv6-only CN (translate + tunnel)."""
@@ -236,8 +244,21 @@ def measure_ipv4(prefix: str, duration: int, label: str = ""
     results: list[Measurement] = []
     skipped: list[Skipped] = []
     name = f"UDP 100 B host(IPv4)->CN{label}"
+    before = _guest_counters(prefix)
+    started = time.monotonic()
     _attempt(results, skipped, name, lambda: udp_measurement("testbed", name, iperf3_from_host(
         prefix, server4, udp=True, duration=duration, reverse=False), via))
+    elapsed = time.monotonic() - started - 1.0  # _attempt sleeps 1 s after the run
+    after = _guest_counters(prefix)
+    translated = after.get("xlat_4to6", 0) - before.get("xlat_4to6", 0)
+    if translated > 0:
+        # What the guest alone translated and encapsulated under that load (its own counters),
+        # whatever the HA and the routers behind it could forward.
+        pps = translated / min(elapsed, duration + 0.5)
+        results.append(Measurement(
+            group="testbed", name=f"guest translate+encapsulate{label} (agent counters)",
+            pps=pps, mbit_s=pps * SMALL_PAYLOAD * 8 / 1e6, packets=translated,
+            detail={"payload": SMALL_PAYLOAD, "via": "host IPv4 -> guest agent eth0"}))
     name2 = f"TCP host(IPv4)->CN{label}"
     _attempt(results, skipped, name2, lambda: tcp_measurement("testbed", name2, iperf3_from_host(
         prefix, server4, udp=False, duration=duration, reverse=False), via))
