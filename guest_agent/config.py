@@ -7,19 +7,13 @@ from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from pathlib import Path
 
 from guest_agent.security import IpsecSection
+from netstack.runtime.configfile import NodeSection as CommonNodeSection
 from netstack.runtime.configfile import load_config
 
 
 @dataclass
-class NodeSection:
+class NodeSection(CommonNodeSection):
     name: str = "guest"
-    state_dir: Path = Path("/run/mip6term/m6")
-    control_socket: Path | None = None  # default: <state_dir>/guest.sock
-    log_level: str = "info"
-
-    @property
-    def socket_path(self) -> Path:
-        return self.control_socket or self.state_dir / f"{self.name}.sock"
 
 
 @dataclass

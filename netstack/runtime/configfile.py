@@ -10,6 +10,7 @@ import dataclasses
 import tomllib
 import types
 import typing
+from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from pathlib import Path
 from typing import Any, TypeVar
@@ -108,3 +109,20 @@ def load_config(cls: type[T], path: str | Path | None) -> T:
         return build_dataclass(cls, data)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+
+
+@dataclass
+class NodeSection:
+    """`[node]`, common to every daemon: its name, state directory and control socket.
+
+    Each daemon subclasses it only to give `name` its own default.
+    """
+
+    name: str = "node"
+    state_dir: Path = Path("/run/mip6term/m6")
+    control_socket: Path | None = None  # default: <state_dir>/<name>.sock
+    log_level: str = "info"
+
+    @property
+    def socket_path(self) -> Path:
+        return self.control_socket or self.state_dir / f"{self.name}.sock"

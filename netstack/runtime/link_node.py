@@ -42,6 +42,32 @@ class LinkNode:
         self.mac = link.mac
         self.sender: BackgroundSender | None = None
 
+    def received_ipv6(self) -> list[tuple[memoryview, memoryview]]:
+        """Drain the socket: (frame, IPv6 packet) for every well-formed IPv6 frame.
+
+        Anything else is dropped and counted here, once for every node: other ethertypes,
+        runts, a wrong IP version, a payload length longer than the frame. The views are
+        valid until the next call.
+        """
+        counters = self.counters
+        out: list[tuple[memoryview, memoryview]] = []
+        for frame in self.link.recv_batch():
+            if frame[12:14] != _ETHERTYPE_IPV6:
+                counters["rx_ignored_not_ipv6"] += 1
+                continue
+            if len(frame) < 54:
+                counters["rx_dropped_runt"] += 1
+                continue
+            packet = frame[14:]
+            if packet[0] >> 4 != 6:
+                counters["rx_dropped_bad_version"] += 1
+                continue
+            if 40 + ((packet[4] << 8) | packet[5]) > len(packet):
+                counters["rx_dropped_bad_length"] += 1
+                continue
+            out.append((frame, packet))
+        return out
+
     def send_packet(self, packet: bytes, destination: IPv6Address, now: float) -> None:
         """Queue an IPv6 packet for `destination` (next hop resolved by ND); see `flush`."""
         self.nd.send(packet, destination, now)

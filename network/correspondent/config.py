@@ -6,19 +6,13 @@ from dataclasses import dataclass, field
 from ipaddress import IPv6Address
 from pathlib import Path
 
+from netstack.runtime.configfile import NodeSection as CommonNodeSection
 from netstack.runtime.configfile import load_config
 
 
 @dataclass
-class NodeSection:
+class NodeSection(CommonNodeSection):
     name: str = "cn"
-    state_dir: Path = Path("/run/mip6term/m6")
-    control_socket: Path | None = None  # default: <state_dir>/cn.sock
-    log_level: str = "info"
-
-    @property
-    def socket_path(self) -> Path:
-        return self.control_socket or self.state_dir / f"{self.name}.sock"
 
 
 @dataclass

@@ -94,15 +94,8 @@ class CorrespondentDaemon:
         now = time.monotonic()
         own = self.address.packed
         e2e = self.end_to_end
-        for frame in self.link.recv_batch():
-            if len(frame) < 54 or frame[12:14] != _ETHERTYPE_IPV6:
-                self.counters["rx_ignored_not_ipv6"] += 1
-                continue
-            packet = frame[14:]
-            if packet[0] >> 4 != 6:
-                self.counters["rx_dropped_bad_version"] += 1
-                continue
-            if packet[6] == 58 and packet[40] in _ND_ICMP_TYPES:
+        for frame, packet in self.node.received_ipv6():
+            if packet[6] == 58 and len(packet) > 40 and packet[40] in _ND_ICMP_TYPES:
                 self.node.handle_icmpv6(packet, bytes(frame[6:12]), now)
                 continue
             if packet[24:40] != own:

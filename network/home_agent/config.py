@@ -6,20 +6,14 @@ from dataclasses import dataclass, field
 from ipaddress import IPv6Address, IPv6Network
 from pathlib import Path
 
+from netstack.runtime.configfile import NodeSection as CommonNodeSection
 from netstack.runtime.configfile import load_config
 from network.home_agent.ipsec import HomeAgentIpsecSection
 
 
 @dataclass
-class NodeSection:
+class NodeSection(CommonNodeSection):
     name: str = "ha"
-    state_dir: Path = Path("/run/mip6term/m6")
-    control_socket: Path | None = None  # default: <state_dir>/ha.sock
-    log_level: str = "info"
-
-    @property
-    def socket_path(self) -> Path:
-        return self.control_socket or self.state_dir / f"{self.name}.sock"
 
 
 @dataclass

@@ -146,20 +146,7 @@ class HomeAgentDaemon:
     def _on_link_readable(self) -> None:
         now = time.monotonic()
         own = self.address.packed
-        for frame in self.link.recv_batch():
-            if frame[12:14] != _ETHERTYPE_IPV6:
-                self.counters["rx_ignored_not_ipv6"] += 1
-                continue
-            if len(frame) < 54:
-                self.counters["rx_dropped_runt"] += 1
-                continue
-            packet = frame[14:]
-            if packet[0] >> 4 != 6:
-                self.counters["rx_dropped_bad_version"] += 1
-                continue
-            if 40 + ((packet[4] << 8) | packet[5]) > len(packet):
-                self.counters["rx_dropped_bad_length"] += 1
-                continue
+        for frame, packet in self.node.received_ipv6():
             next_header = packet[6]
             if next_header == 58 and len(packet) > 40 and packet[40] in _ND_ICMP_TYPES:
                 self._handle_nd(packet, bytes(frame[6:12]), now)
