@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 from collections.abc import Sequence
 
@@ -155,7 +156,9 @@ def _cmd_status(args: argparse.Namespace) -> int:
     else:
         from rich.console import Console
 
-        status.render(merged, Console())
+        # Addresses are long: a pipe or a narrow terminal still gets readable columns.
+        width = max(shutil.get_terminal_size((160, 40)).columns, 140)
+        status.render(merged, Console(width=width))
     return 0
 
 

@@ -14,7 +14,8 @@ from provisioning.nodes.agents import GUEST, HOME_AGENT_NODE, socket_path
 
 BUL_COLUMNS = ("destination", "home_address", "care_of_address", "lifetime", "state",
                "sequence", "last_status", "reason")
-BC_COLUMNS = ("home_address", "care_of_address", "lifetime", "sequence", "expires_at")
+BC_COLUMNS = ("home_address", "care_of_address", "lifetime", "granted_lifetime", "sequence",
+              "mobile_router")
 
 
 def merge(guest: dict[str, Any] | None, ha: dict[str, Any] | None,
@@ -65,10 +66,24 @@ def _table(title: str, columns: tuple[str, ...], entries: Any) -> Table:
     return table
 
 
+TRANSLATION_COLUMNS = ("ipv6", "ipv4", "lifetime", "remaining", "static", "home", "packets")
+SCENARIO_COLUMNS = ("number", "content", "state", "active")
+
+
 def render(merged: dict[str, Any], console: Console) -> None:
-    console.print(_table("Binding Update List (210)", BUL_COLUMNS,
+    console.print(_table("Binding Update List (table 210)", BUL_COLUMNS,
                          merged.get("binding_update_list", [])))
-    console.print(_table("Binding cache (HA)", BC_COLUMNS, merged.get("binding_cache", [])))
+    console.print(_table("Binding cache (home agent)", BC_COLUMNS, merged.get("binding_cache", [])))
+    guest = merged.get("guest", {})
+    if isinstance(guest, dict) and "scenario_policy" in guest:
+        console.print(_table("Scenario policy (table 220)", SCENARIO_COLUMNS,
+                             guest["scenario_policy"]))
+    if isinstance(guest, dict) and "translation_table" in guest:
+        rows = [
+            {**row, "remaining": None if row.get("remaining") is None else round(row["remaining"])}
+            for row in guest["translation_table"] if isinstance(row, dict)
+        ]
+        console.print(_table("Translation table (table 230)", TRANSLATION_COLUMNS, rows))
     counters = Table(title="Counters")
     for col in ("node", "counter", "value"):
         counters.add_column(col)

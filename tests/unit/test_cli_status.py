@@ -54,7 +54,7 @@ def test_render_shows_bul_binding_cache_and_counters() -> None:
     out = io.StringIO()
     status.render(status.merge(GUEST, HA), Console(file=out, width=200))
     text = out.getvalue()
-    assert "Binding Update List (210)" in text
+    assert "Binding Update List (table 210)" in text
     assert "2001:db8:a::5" in text and "registered" in text
     assert "bu_received" in text and "rx_packets" in text
 
@@ -113,3 +113,20 @@ def test_wait_for_move_times_out_with_last_error() -> None:
         handover.wait_for_move("/x/guest.sock", "b", 2.0, start=clock.now, clock=clock,
                                sleep=clock.sleep, ask=ask)
     assert clock.now >= 102.0
+
+
+def test_render_shows_scenario_policy_and_translation_table() -> None:
+    guest = {
+        **GUEST,
+        "scenario_policy": [{"number": 10000, "content": "IPv4 applications", "state": "on",
+                             "active": True}],
+        "translation_table": [{"ipv6": "2001:db8:8::1001", "ipv4": "198.18.0.3",
+                               "lifetime": 300.0, "remaining": 299.6, "static": False,
+                               "home": False, "packets": 7}],
+    }
+    out = io.StringIO()
+    status.render(status.merge(guest, HA), Console(file=out, width=200))
+    text = out.getvalue()
+    assert "Scenario policy (table 220)" in text and "10000" in text
+    assert "Translation table (table 230)" in text and "198.18.0.3" in text
+    assert " 300 " in text  # remaining lifetime rounded to whole seconds
