@@ -215,6 +215,10 @@ class GuestAgent:
             return
         if isinstance(message, BindingAck):
             self.mobile_node.receive_binding_ack(parsed.src, message, now, protected=protected)
+            # BA routine 60 at once: tunnelled packets right behind the BA in this receive
+            # batch are already addressed to the new care-of address.
+            while (event := self.mobile_node.next_event()) is not None:
+                self._on_mobility_event(event, now)
         elif isinstance(message, BindingError):
             self.mobile_node.receive_binding_error(parsed.src, message, now)
         elif isinstance(message, BindingRefreshRequest):

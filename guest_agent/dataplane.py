@@ -20,6 +20,13 @@ IPPROTO_IPV6 = 41
 _ETHERTYPE_IPV6 = b"\x86\xdd"
 
 
+def _link_scope(packet: bytes | memoryview) -> bool:
+    """Source in fe80::/10 or destination in a link-local multicast scope (ff02::/16)."""
+    return (packet[8] == 0xFE and packet[9] & 0xC0 == 0x80) or (
+        packet[24] == 0xFF and packet[25] & 0x0F == 0x02
+    )
+
+
 class GuestDataPlane:
     """IPv6 packet processing unit (24): the IP-in-IP tunnel to the home agent.
 
@@ -76,12 +83,17 @@ class GuestDataPlane:
         hoa = self.home_address
         security = self.security
         now = time.monotonic() if security is not None else 0.0
-        if encap is None and not self.at_home:
-            counters["tx_dropped_no_binding"] += len(packets)
-            return frames, unresolved
+        no_binding = encap is None and not self.at_home
         for packet in packets:
             if len(packet) < 40 or packet[0] >> 4 != 6:
                 counters["tx_dropped_not_ipv6"] += 1
+                continue
+            if _link_scope(packet):
+                # The guest kernel's own chatter on hoa0 (RS, MLD): there is no link behind it.
+                counters["tx_ignored_link_scope"] += 1
+                continue
+            if no_binding:
+                counters["tx_dropped_no_binding"] += 1
                 continue
             if packet[8:24] != hoa:
                 # Only the home address may leave through the tunnel (RFC 6275 11.3.1).

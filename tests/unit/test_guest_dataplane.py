@@ -263,3 +263,17 @@ def test_round_trip_between_two_planes() -> None:
     [frame] = sender.outbound([packet])[0]
     result = receiver.inbound(memoryview(frame)[14:])
     assert result is not None and result.tobytes() == packet
+
+
+@pytest.mark.parametrize("tunnel", [True, False])
+def test_link_scope_chatter_of_hoa0_is_ignored_not_dropped(tunnel: bool) -> None:
+    dp = plane(tunnel=tunnel)
+    router_solicitation = inner(src="fe80::1", dst="ff02::2")
+    mld_report = inner(src="::", dst="ff02::16")
+    frames, unresolved = dp.outbound([router_solicitation, mld_report, inner()])
+    assert dp.counters["tx_ignored_link_scope"] == 2
+    if tunnel:
+        assert len(frames) == 1 and dp.counters["tx_tunnelled"] == 1
+    else:
+        assert frames == [] and dp.counters["tx_dropped_no_binding"] == 1
+    assert unresolved == []
