@@ -32,22 +32,22 @@ from typing import Any
 
 from netstack.ipsec._ip6chain import walk
 from netstack.ipsec.keys import build_processor, load_key_file
+from netstack.ipsec.mobility_config import (
+    IPPROTO_ESP,
+    IPPROTO_IPV6,
+    IPPROTO_MH,
+    TUNNEL_ESP,
+    TUNNEL_ESP_ONLY,
+    TUNNEL_OFF,
+    MobilityIpsecSection,
+    upper_protocol,
+)
 from netstack.ipsec.modes import esp_spi
 from netstack.ipsec.processor import SecurityProcessor
 from netstack.ipsec.sa import TUNNEL
 from netstack.ipsec.spd import INBOUND, OUTBOUND
 from netstack.wire.errors import ParseError
 from netstack.wire.ip6ip6 import Encapsulator
-
-TUNNEL_OFF = "off"
-TUNNEL_ESP = "esp-tunnel"
-TUNNEL_ESP_ONLY = "esp-tunnel-only"
-TUNNEL_MODES = (TUNNEL_OFF, TUNNEL_ESP, TUNNEL_ESP_ONLY)
-
-IPPROTO_ESP = 50
-IPPROTO_IPV6 = 41
-IPPROTO_MH = 135
-_EXTENSION_HEADERS = (0, 43, 44, 60)
 
 # what `receive_esp` found inside the mobility layer's ESP
 MOBILITY = "mobility"  # a Mobility Header message (BA) in transport mode
@@ -56,43 +56,20 @@ HOME = "home"  # a packet for the home address (Fig. 22, or end-to-end ESP at ho
 
 
 @dataclass
-class IpsecSection:
-    """`[ipsec]` of guest.toml. Everything off by default (no key file needed)."""
+class IpsecSection(MobilityIpsecSection):
+    """`[ipsec]` of guest.toml: MN-HA protection plus the end-to-end processor (MN-CN)."""
 
-    key_file: Path | None = None  # MN-HA SAs and policies (signalling and tunnel)
     end_to_end_key_file: Path | None = None  # MN-CN SAs and policies
-    signalling: bool = False
-    tunnel: str = TUNNEL_OFF  # off | esp-tunnel (Fig. 21) | esp-tunnel-only (Fig. 22)
     end_to_end: bool = False
-    # drop a BA that did not arrive in ESP (RFC 3776 section 4.3)
-    require_protection: bool = False
 
     def __post_init__(self) -> None:
-        if self.tunnel not in TUNNEL_MODES:
-            raise ValueError(f"ipsec.tunnel must be one of {', '.join(TUNNEL_MODES)}, "
-                             f"got {self.tunnel!r}")
-        if (self.signalling or self.tunnel != TUNNEL_OFF) and self.key_file is None:
-            raise ValueError("ipsec.signalling / ipsec.tunnel need ipsec.key_file")
+        super().__post_init__()
         if self.end_to_end and self.end_to_end_key_file is None:
             raise ValueError("ipsec.end_to_end needs ipsec.end_to_end_key_file")
-        if self.require_protection and not self.signalling:
-            raise ValueError("ipsec.require_protection needs ipsec.signalling = true")
-
-
-def _upper_protocol(packet: bytes | memoryview) -> int:
-    """Next header after the extension headers that can precede ESP or MH (bytes only)."""
-    nh = packet[6]
-    off = 40
-    n = len(packet)
-    while nh in _EXTENSION_HEADERS and off + 8 <= n:
-        length = 8 if nh == 44 else (packet[off + 1] + 1) * 8
-        nh = packet[off]
-        off += length
-    return nh
 
 
 def carries_esp(packet: bytes | memoryview) -> bool:
-    return _upper_protocol(packet) == IPPROTO_ESP
+    return upper_protocol(packet) == IPPROTO_ESP
 
 
 class GuestSecurity:
@@ -207,7 +184,7 @@ class GuestSecurity:
         if result[0] >> 4 != 6:
             self.mismatch["tunnel_inner_not_ipv6"] += 1
             return None
-        upper = _upper_protocol(result)
+        upper = upper_protocol(result)
         if upper == IPPROTO_MH:
             return MOBILITY, result
         if result[6] == IPPROTO_IPV6 and result[8:24] == self.home_agent:

@@ -23,24 +23,24 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from ipaddress import IPv6Address
-from pathlib import Path
 from typing import Any
 
 from netstack.ipsec._ip6chain import walk
 from netstack.ipsec.keys import build_processor, load_key_file
+from netstack.ipsec.mobility_config import (
+    IPPROTO_IPV6,
+    IPPROTO_MH,
+    TUNNEL_ESP,
+    TUNNEL_ESP_ONLY,
+    TUNNEL_OFF,
+    MobilityIpsecSection,
+    upper_protocol,
+)
 from netstack.ipsec.modes import esp_spi
 from netstack.ipsec.processor import SecurityProcessor
 from netstack.ipsec.sa import TUNNEL, SecurityAssociation
 from netstack.ipsec.spd import INBOUND, OUTBOUND
 from netstack.wire.errors import ParseError
-
-TUNNEL_OFF = "off"
-TUNNEL_ESP = "esp-tunnel"
-TUNNEL_ESP_ONLY = "esp-tunnel-only"
-TUNNEL_MODES = (TUNNEL_OFF, TUNNEL_ESP, TUNNEL_ESP_ONLY)
-IPPROTO_IPV6 = 41
-IPPROTO_MH = 135
-_EXTENSION_HEADERS = (0, 43, 44, 60)
 
 MOBILITY = "mobility"  # a Mobility Header message (BU) that was in ESP transport mode
 TUNNELLED = "tunnel"  # an IPv6-in-IPv6 packet CoA -> HA (Fig. 21)
@@ -48,33 +48,8 @@ FORWARD = "forward"  # a packet of the home address to forward (Fig. 22)
 
 
 @dataclass
-class HomeAgentIpsecSection:
-    """`[ipsec]` of ha.toml."""
-
-    key_file: Path | None = None
-    signalling: bool = False
-    tunnel: str = TUNNEL_OFF
-    require_protection: bool = False  # refuse (no binding) a BU that was not in ESP
-
-    def __post_init__(self) -> None:
-        if self.tunnel not in TUNNEL_MODES:
-            raise ValueError(f"ipsec.tunnel must be one of {', '.join(TUNNEL_MODES)}, "
-                             f"got {self.tunnel!r}")
-        if (self.signalling or self.tunnel != TUNNEL_OFF) and self.key_file is None:
-            raise ValueError("ipsec.signalling / ipsec.tunnel need ipsec.key_file")
-        if self.require_protection and not self.signalling:
-            raise ValueError("ipsec.require_protection needs ipsec.signalling = true")
-
-
-def upper_protocol(packet: bytes | memoryview) -> int:
-    nh = packet[6]
-    off = 40
-    n = len(packet)
-    while nh in _EXTENSION_HEADERS and off + 8 <= n:
-        length = 8 if nh == 44 else (packet[off + 1] + 1) * 8
-        nh = packet[off]
-        off += length
-    return nh
+class HomeAgentIpsecSection(MobilityIpsecSection):
+    """`[ipsec]` of ha.toml (see MobilityIpsecSection)."""
 
 
 class HomeAgentSecurity:

@@ -1,0 +1,55 @@
+"""`[ipsec]` settings shared by the mobile node and the home agent (RFC 3776 / RFC 4877).
+
+The tunnel modes are the patent's Fig. 21 (ESP tunnel mode around the IPv6-in-IPv6 mobile
+tunnel) and Fig. 22 (ESP tunnel mode alone, the mobile tunnel header omitted because both
+tunnels have the same endpoints). Plus a bytes-only walk to the upper-layer protocol, used on
+decrypted packets to tell a BU/BA from tunnelled traffic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+TUNNEL_OFF = "off"
+TUNNEL_ESP = "esp-tunnel"  # Fig. 21
+TUNNEL_ESP_ONLY = "esp-tunnel-only"  # Fig. 22
+TUNNEL_MODES = (TUNNEL_OFF, TUNNEL_ESP, TUNNEL_ESP_ONLY)
+
+IPPROTO_IPV6 = 41
+IPPROTO_ESP = 50
+IPPROTO_MH = 135
+# Headers that may stand before ESP or MH: Hop-by-Hop, Routing (type 2), Fragment, Dest Opts.
+_EXTENSION_HEADERS = (0, 43, 44, 60)
+
+
+@dataclass
+class MobilityIpsecSection:
+    """MN-HA protection. Everything off by default (no key file needed)."""
+
+    key_file: Path | None = None  # MN-HA SAs and policies (signalling and tunnel)
+    signalling: bool = False
+    tunnel: str = TUNNEL_OFF  # off | esp-tunnel (Fig. 21) | esp-tunnel-only (Fig. 22)
+    # MN: drop a BA that was not in ESP; HA: refuse (no binding) a BU that was not (RFC 3776 4.3)
+    require_protection: bool = False
+
+    def __post_init__(self) -> None:
+        if self.tunnel not in TUNNEL_MODES:
+            raise ValueError(f"ipsec.tunnel must be one of {', '.join(TUNNEL_MODES)}, "
+                             f"got {self.tunnel!r}")
+        if (self.signalling or self.tunnel != TUNNEL_OFF) and self.key_file is None:
+            raise ValueError("ipsec.signalling / ipsec.tunnel need ipsec.key_file")
+        if self.require_protection and not self.signalling:
+            raise ValueError("ipsec.require_protection needs ipsec.signalling = true")
+
+
+def upper_protocol(packet: bytes | memoryview) -> int:
+    """Next header after the extension headers that can precede ESP or MH (bytes only)."""
+    nh = packet[6]
+    off = 40
+    n = len(packet)
+    while nh in _EXTENSION_HEADERS and off + 8 <= n:
+        length = 8 if nh == 44 else (packet[off + 1] + 1) * 8
+        nh = packet[off]
+        off += length
+    return nh
