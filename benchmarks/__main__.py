@@ -1,4 +1,4 @@
-"""`python -m benchmarks [inprocess|testbed|tayga|all] [--json out.json]`."""
+"""`python -m benchmarks [inprocess|testbed|tayga|handover|all] [--json out.json]`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from benchmarks import report
 from benchmarks.inprocess import DEFAULT_ITERATIONS, DEFAULT_REPEATS
 
-SUITES = ("inprocess", "testbed", "tayga", "all")
+SUITES = ("inprocess", "testbed", "tayga", "handover", "all")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,6 +55,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         with console.status(f"test bed {args.prefix}e with ESP-GCM on the tunnel"):
             found, missing = testbed.run(f"{args.prefix}e", args.duration, keep=args.keep,
                                          ipsec="tunnel")
+        results += found
+        skipped += missing
+    if args.suite in ("handover", "all"):
+        from benchmarks import handover
+
+        with console.status("handover latency"):
+            found, missing = handover.run()
         results += found
         skipped += missing
     if args.suite in ("tayga", "all"):

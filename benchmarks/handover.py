@@ -1,0 +1,54 @@
+"""Handover latency through the test bed: link change to accepted Binding Acknowledgement.
+
+`mip6term move` re-attaches the guest's switch port (carrier down/up, as a real L2 handover)
+and returns when the guest's Binding Update List shows the new registration; this repeats the
+cycle b -> a -> b -> home -> b and reports min / median / max per kind of move.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+
+from benchmarks.report import Measurement, Skipped
+
+CYCLE = (("a", "visited -> visited"), ("b", "visited -> visited"), ("home", "visited -> home"),
+         ("b", "home -> visited"))
+
+
+def _cli(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "provisioning", *args], capture_output=True,
+                          text=True, timeout=timeout, check=False)
+
+
+def run(prefix: str = "bho", cycles: int = 5) -> tuple[list[Measurement], list[Skipped]]:
+    if os.geteuid() != 0:
+        return [], [Skipped("handover", "move latency", "needs root (network namespaces)")]
+    from provisioning import handover
+
+    samples: dict[str, list[float]] = {kind: [] for _, kind in CYCLE}
+    try:
+        done = _cli("testbed", "up", "--prefix", prefix, timeout=120)
+        if done.returncode != 0:
+            return [], [Skipped("handover", "move latency", done.stderr.strip()[-300:])]
+        handover.move(prefix, "b", timeout=20)  # the first registration
+        for _ in range(cycles):
+            for target, kind in CYCLE:
+                samples[kind].append(handover.move(prefix, target, timeout=20))
+    except Exception as exc:  # a failed move is a result to report, not a crash
+        return [], [Skipped("handover", "move latency", f"{type(exc).__name__}: {exc}")]
+    finally:
+        _cli("testbed", "down", "--prefix", prefix, timeout=120)
+    results = []
+    for kind, values in samples.items():
+        if values:
+            results.append(Measurement(
+                group="handover", name=f"{kind} (link change to BA)", packets=len(values),
+                seconds=statistics.median(values),
+                detail={"min_ms": round(min(values) * 1000),
+                        "median_ms": round(statistics.median(values) * 1000),
+                        "max_ms": round(max(values) * 1000), "samples": len(values)},
+            ))
+    return results, []
