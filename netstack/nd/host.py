@@ -17,32 +17,29 @@ from netstack.nd.addresses import (
     AddressEntry,
     AddressOrigin,
     AddressState,
-    address_from_prefix,
     lifetime_deadline,
     link_local_address,
-    updated_valid_until,
 )
+from netstack.nd.autoconf import AddressAutoconfiguration
 from netstack.nd.config import NdConfig
 from netstack.nd.constants import IPV6_MIN_MTU, MAX_RANDOM_FACTOR, MIN_RANDOM_FACTOR, ND_HOP_LIMIT
 from netstack.nd.events import (
-    AddressDuplicate,
     AddressExpired,
-    AddressReady,
     MapDiscovered,
     MovementDetected,
     NdEvent,
     RouterChanged,
 )
 from netstack.nd.neighbor_cache import (
-    NeighborAction,
     NeighborCache,
     NeighborState,
     Solicit,
-    Transmit,
 )
+from netstack.nd.options import find_option
+from netstack.nd.resolution import NeighborResolution
 from netstack.nd.routers import DefaultRouterList, PrefixList
 from netstack.wire.ethernet import mac_to_str, multicast_mac
-from netstack.wire.icmpv6 import build_icmpv6_packet, solicited_node_multicast
+from netstack.wire.icmpv6 import build_icmpv6_packet
 from netstack.wire.icmpv6_types import (
     ICMPv6Message,
     MapOption,
@@ -59,14 +56,11 @@ from netstack.wire.icmpv6_types import (
 ALL_NODES = IPv6Address("ff02::1")
 ALL_ROUTERS = IPv6Address("ff02::2")
 UNSPECIFIED = IPv6Address("::")
-_SOLICITED_NODE_NET = IPv6Network("ff02::1:ff00:0/104")
 
 
-def _option(options: tuple, kind: type) -> object | None:
-    return next((o for o in options if isinstance(o, kind)), None)
 
 
-class NdHost:
+class NdHost(AddressAutoconfiguration, NeighborResolution):
     """Neighbor Discovery for one link the node owns (one MAC)."""
 
     def __init__(
@@ -355,12 +349,12 @@ class NdHost:
         if ra.retrans_timer:
             self.neighbors.retrans_timer = ra.retrans_timer / 1000
         self.default_routers.update(src, ra.router_lifetime, now)
-        slla = _option(ra.options, SourceLinkLayerAddress)
+        slla = find_option(ra.options, SourceLinkLayerAddress)
         if isinstance(slla, SourceLinkLayerAddress):
             self._apply(self.neighbors.learn(src, slla.address, now, is_router=True), now)
         elif (entry := self.neighbors.get(src)) is not None:
             entry.is_router = True
-        mtu = _option(ra.options, Mtu)
+        mtu = find_option(ra.options, Mtu)
         if isinstance(mtu, Mtu) and IPV6_MIN_MTU <= mtu.mtu <= self.config.link_mtu:
             self.mtu = mtu.mtu
         for pio in pios:
@@ -400,146 +394,6 @@ class NdHost:
                 del self.addresses[entry.address]
                 self._events.append(AddressExpired(entry.address))
         self.care_of_address = None
-
-    def _autoconfigure(self, pio: PrefixInformation, now: float) -> None:
-        """RFC 4862 5.5.3."""
-        if pio.preferred_lifetime > pio.valid_lifetime:
-            self._count("slaac_bad_lifetimes")
-            return
-        existing = next(
-            (
-                e
-                for e in self.addresses.values()
-                if e.origin is AddressOrigin.SLAAC and e.prefix == pio.prefix
-            ),
-            None,
-        )
-        if existing is not None:
-            existing.preferred_until = lifetime_deadline(now, pio.preferred_lifetime)
-            existing.valid_until = updated_valid_until(
-                existing.valid_until, pio.valid_lifetime, now
-            )
-            if existing.state is AddressState.DEPRECATED and existing.preferred_until > now:
-                existing.state = AddressState.PREFERRED
-            return
-        if pio.valid_lifetime == 0:
-            return
-        if pio.prefix.prefixlen != 64:
-            self._count("slaac_bad_prefix_length")  # EUI-64 interface identifiers need a /64
-            return
-        address = address_from_prefix(pio.prefix, self.mac)
-        if address in self.addresses:
-            return
-        entry = self._add_address(
-            address,
-            pio.prefix,
-            AddressOrigin.SLAAC,
-            lifetime_deadline(now, pio.valid_lifetime),
-            lifetime_deadline(now, pio.preferred_lifetime),
-            now,
-        )
-        if entry is not None and self.care_of_address is None:
-            self.care_of_address = address
-
-    # ---------------------------------------------------------------- NS / NA
-
-    def _receive_neighbor_solicitation(
-        self,
-        src: IPv6Address,
-        dst: IPv6Address,
-        ns: NeighborSolicitation,
-        src_mac: bytes,
-        now: float,
-    ) -> None:
-        slla = _option(ns.options, SourceLinkLayerAddress)
-        from_dad = src == UNSPECIFIED
-        # RFC 4861 7.1.1 validity checks
-        if ns.target.is_multicast or (
-            from_dad and (dst not in _SOLICITED_NODE_NET or slla is not None)
-        ):
-            self._count("invalid_ns")
-            return
-        self._count("rx_ns")
-        target = ns.target
-        entry = self.addresses.get(target)
-        if entry is not None and entry.under_dad:
-            if from_dad:
-                # RFC 4862 5.4.3: another node is doing DAD for our tentative address.
-                self._address_duplicate(entry)
-            # otherwise RFC 4862 5.4.3: NS for a tentative address is silently discarded;
-            # an optimistic address is answered without override (RFC 4429 3.3).
-            elif entry.state is AddressState.OPTIMISTIC:
-                self._learn_from_solicitation(src, slla, now)
-                self._answer(src, target, target, slla, src_mac, override=False)
-            return
-        proxied = target in self.proxies
-        if entry is None and not proxied:
-            return
-        if not from_dad:
-            self._learn_from_solicitation(src, slla, now)
-        na_src = target if entry is not None else self.link_local
-        # RFC 4861 7.2.4: a proxy answer must not override the real owner's entry.
-        self._answer(src, target, na_src, slla, src_mac, override=entry is not None)
-
-    def _learn_from_solicitation(self, src: IPv6Address, slla: object | None, now: float) -> None:
-        if isinstance(slla, SourceLinkLayerAddress):
-            self._apply(self.neighbors.learn(src, slla.address, now), now)
-
-    def _answer(
-        self,
-        solicitor: IPv6Address,
-        target: IPv6Address,
-        na_src: IPv6Address,
-        slla: object | None,
-        src_mac: bytes,
-        *,
-        override: bool,
-    ) -> None:
-        solicited = solicitor != UNSPECIFIED
-        dst = solicitor if solicited else ALL_NODES  # DAD probes are answered to all-nodes
-        if solicited:
-            dst_mac = slla.address if isinstance(slla, SourceLinkLayerAddress) else src_mac
-        else:
-            dst_mac = multicast_mac(ALL_NODES)
-        self._send_nd(
-            na_src,
-            dst,
-            NeighborAdvertisement(
-                target=target,
-                router=self.config.is_router,
-                solicited=solicited,
-                override=override,
-                options=(TargetLinkLayerAddress(self.mac),),
-            ),
-            dst_mac=dst_mac,
-        )
-
-    def _receive_neighbor_advertisement(
-        self, dst: IPv6Address, na: NeighborAdvertisement, now: float
-    ) -> None:
-        if na.target.is_multicast or (dst.is_multicast and na.solicited):  # RFC 4861 7.1.2
-            self._count("invalid_na")
-            return
-        self._count("rx_na")
-        entry = self.addresses.get(na.target)
-        if entry is not None:
-            if entry.under_dad:
-                self._address_duplicate(entry)  # RFC 4862 5.4.4
-            else:
-                self._count("address_conflict")
-            return
-        tlla = _option(na.options, TargetLinkLayerAddress)
-        actions, router_cleared = self.neighbors.advertisement(
-            na.target,
-            tlla.address if isinstance(tlla, TargetLinkLayerAddress) else None,
-            solicited=na.solicited,
-            override=na.override,
-            router=na.router,
-            now=now,
-        )
-        if router_cleared:
-            self.default_routers.remove(na.target)  # RFC 4861 7.2.5: no longer a router
-        self._apply(actions, now)
 
     # ================================================================ timers
 
@@ -601,127 +455,6 @@ class NdHost:
             self._rs_next = now + self.config.rtr_solicitation_interval
         else:
             self._rs_next = None
-
-    def _add_address(
-        self,
-        address: IPv6Address,
-        prefix: IPv6Network,
-        origin: AddressOrigin,
-        valid_until: float,
-        preferred_until: float,
-        now: float,
-        *,
-        run_dad: bool = True,
-    ) -> AddressEntry | None:
-        if address in self.addresses:
-            return None
-        dad = run_dad and self.config.dup_addr_detect_transmits > 0
-        state = self._dad_state(origin) if dad else AddressState.PREFERRED
-        entry = AddressEntry(address, prefix, origin, state, valid_until, preferred_until)
-        entry.dad_enabled = dad
-        self.addresses[address] = entry
-        if state is not AddressState.TENTATIVE:
-            self._report_ready(entry)
-        if dad and self.link_is_up:
-            self._start_dad(entry, now)
-        return entry
-
-    def _dad_state(self, origin: AddressOrigin) -> AddressState:
-        # RFC 4429 2.1: optimistic DAD is for autoconfigured addresses, not manual ones.
-        if self.config.optimistic_dad and origin is not AddressOrigin.STATIC:
-            return AddressState.OPTIMISTIC
-        return AddressState.TENTATIVE
-
-    def _report_ready(self, entry: AddressEntry) -> None:
-        if not entry.announced:
-            entry.announced = True
-            self._events.append(
-                AddressReady(entry.address, entry.prefix, entry.valid_until, entry.preferred_until)
-            )
-
-    def _start_dad(self, entry: AddressEntry, now: float) -> None:
-        entry.dad_probes_sent = 0
-        self._dad_step(entry, now)
-
-    def _dad_step(self, entry: AddressEntry, now: float) -> None:
-        """Send the next DAD probe (RFC 4862 5.4.2) or, RetransTimer after the last one
-        without a reply, declare the address unique."""
-        if entry.dad_probes_sent < self.config.dup_addr_detect_transmits:
-            self._send_nd(
-                UNSPECIFIED,
-                solicited_node_multicast(entry.address),
-                NeighborSolicitation(target=entry.address),
-            )
-            entry.dad_probes_sent += 1
-            entry.dad_next = now + self.neighbors.retrans_timer
-            return
-        entry.dad_next = None
-        entry.state = (
-            AddressState.PREFERRED if entry.preferred_until > now else AddressState.DEPRECATED
-        )
-        self._report_ready(entry)
-        self._send_deferred_solicits(now)
-
-    def _send_deferred_solicits(self, now: float) -> None:
-        """DAD just gave us a usable NS source: resolve what waited for one, with full retries."""
-        deferred, self._deferred_solicits = self._deferred_solicits, {}
-        for target, action in deferred.items():
-            neighbor = self.neighbors.get(target)
-            if neighbor is None or neighbor.state is not NeighborState.INCOMPLETE:
-                continue
-            neighbor.probes_sent = 1
-            neighbor.timer_at = now + self.neighbors.retrans_timer
-            self._solicit(action)
-
-    def _address_duplicate(self, entry: AddressEntry) -> None:
-        """RFC 4862 5.4.5: stop using the address."""
-        self._count("dad_duplicate")
-        del self.addresses[entry.address]
-        if entry.address == self.care_of_address:
-            self.care_of_address = None
-        self._events.append(AddressDuplicate(entry.address))
-
-    def _ns_source(self, target: IPv6Address) -> IPv6Address | None:
-        """A source for an NS about target: an address that finished DAD, of the same scope
-        when possible (RFC 4861 7.2.2). RFC 4429 3.3 forbids optimistic sources here."""
-        candidates = [
-            e
-            for e in self.addresses.values()
-            if e.state in (AddressState.PREFERRED, AddressState.DEPRECATED)
-        ]
-        for entry in candidates:
-            if target in entry.prefix:
-                return entry.address
-        for entry in candidates:
-            if entry.address.is_link_local == target.is_link_local:
-                return entry.address
-        return candidates[0].address if candidates else None
-
-    def _apply(self, actions: list[NeighborAction], now: float) -> None:
-        for action in actions:
-            if isinstance(action, Transmit):
-                self._frames.append((action.dst_mac, action.packet))
-            elif isinstance(action, Solicit):
-                self._solicit(action)
-
-    def _solicit(self, action: Solicit) -> None:
-        src = self._ns_source(action.target)
-        if src is None:
-            # Only optimistic/tentative addresses so far (just after a link change): hold the
-            # solicitation until DAD gives us a source, instead of failing resolution.
-            self._count("ns_no_source")
-            self._deferred_solicits[action.target] = action
-            return
-        if action.dst_mac is None:
-            dst, dst_mac = solicited_node_multicast(action.target), None
-        else:
-            dst, dst_mac = action.target, action.dst_mac
-        self._send_nd(
-            src,
-            dst,
-            NeighborSolicitation(action.target, (SourceLinkLayerAddress(self.mac),)),
-            dst_mac=dst_mac,
-        )
 
     def _check_router_change(self) -> None:
         router = self.default_router
