@@ -167,16 +167,15 @@ def wait_for_binding(prefix: str, timeout: float = BINDING_TIMEOUT) -> None:
     raise CommandFailed(f"no registered binding in test bed {prefix} after {timeout:.0f}s")
 
 
-def guest_exec(prefix: str, argv: Sequence[str], timeout: float) -> Completed:
-    return _cli("testbed", "exec", "--prefix", prefix, "guest", "--", *argv, timeout=timeout)
+def node_exec(prefix: str, node: str, argv: Sequence[str], timeout: float) -> Completed:
+    return _cli("testbed", "exec", "--prefix", prefix, node, "--", *argv, timeout=timeout)
 
 
-def iperf3_from_guest(prefix: str, *, udp: bool, duration: int, reverse: bool) -> dict[str, Any]:
-    argv = iperf3_client_args(CN_ADDRESS, udp=udp, duration=duration, bind=HOME_ADDRESS,
-                              reverse=reverse)
+def iperf3_in(prefix: str, node: str, argv: Sequence[str], duration: int) -> dict[str, Any]:
+    """Run an iperf3 client in `node`; retried while the single-client server is still busy."""
     last: CommandFailed | None = None
-    for _attempt in range(3):  # the single-client server may still be closing the last test
-        done = guest_exec(prefix, argv, timeout=duration + 30)
+    for _attempt in range(3):
+        done = node_exec(prefix, node, argv, timeout=duration + 30)
         try:
             return parse_iperf3(done.stdout)
         except CommandFailed as exc:
@@ -188,14 +187,16 @@ def iperf3_from_guest(prefix: str, *, udp: bool, duration: int, reverse: bool) -
     raise last
 
 
-def host_exec(prefix: str, argv: Sequence[str], timeout: float) -> Completed:
-    return _cli("testbed", "exec", "--prefix", prefix, "host", "--", *argv, timeout=timeout)
+def iperf3_from_guest(prefix: str, *, udp: bool, duration: int, reverse: bool) -> dict[str, Any]:
+    argv = iperf3_client_args(CN_ADDRESS, udp=udp, duration=duration, bind=HOME_ADDRESS,
+                              reverse=reverse)
+    return iperf3_in(prefix, "guest", argv, duration)
 
 
 def cn_ipv4_address(prefix: str) -> str:
     """The pool address the agent's DNS gives the host for cn.example (allocated on demand)."""
     probe = "import socket; print(socket.gethostbyname('cn.example'))"
-    done = host_exec(prefix, [sys.executable, "-c", probe], timeout=20)
+    done = node_exec(prefix, "host", [sys.executable, "-c", probe], timeout=20)
     if done.returncode != 0 or not done.stdout.strip():
         raise CommandFailed(f"cn.example did not resolve on host: {done.stderr.strip()[-200:]}")
     return done.stdout.strip()
@@ -204,18 +205,7 @@ def cn_ipv4_address(prefix: str) -> str:
 def iperf3_from_host(prefix: str, server4: str, *, udp: bool, duration: int,
                      reverse: bool) -> dict[str, Any]:
     argv = iperf3_client_args(server4, udp=udp, duration=duration, reverse=reverse)
-    last: CommandFailed | None = None
-    for _attempt in range(3):
-        done = host_exec(prefix, argv, timeout=duration + 30)
-        try:
-            return parse_iperf3(done.stdout)
-        except CommandFailed as exc:
-            last = exc
-            if "busy" not in str(exc) and "refused" not in str(exc):
-                raise
-            time.sleep(1.0)
-    assert last is not None
-    raise last
+    return iperf3_in(prefix, "host", argv, duration)
 
 
 def _attempt(results: list[Measurement], skipped: list[Skipped], name: str,

@@ -36,6 +36,7 @@ from netstack.nd.events import (
 )
 from netstack.nd.host import NdHost
 from netstack.runtime.afpacket import PacketLink
+from netstack.runtime.daemon import answer_control, merged_counters
 from netstack.runtime.link_node import LinkNode
 from netstack.runtime.linkconfig import LinkMonitor, configure_link, link_is_up
 from netstack.runtime.loop import NodeLoop
@@ -381,10 +382,7 @@ class GuestAgent:
     def status(self) -> dict[str, Any]:
         now = time.monotonic()
         mn = self.mobile_node.as_dict(now)
-        counters = dict(self.counters)
-        for source in (self.nd.counters, self.mobile_node.counters):
-            for key, value in source.items():
-                counters[key] = counters.get(key, 0) + value
+        counters = merged_counters(self.counters, self.nd.counters, self.mobile_node.counters)
         return {
             "node": self.config.node.name,
             "role": "mobile_node",
@@ -408,16 +406,14 @@ class GuestAgent:
         }
 
     def handle_control(self, request: dict[str, Any]) -> dict[str, Any]:
-        command = request.get("cmd")
-        if command == "ping":
-            return {"ok": True, "node": self.config.node.name}
-        if command == "status":
-            return self.status()
-        if command == "host_config":
-            if self.host_side is None:
-                return {"error": "this guest has no host link configured"}
-            return self.host_side.host_config()
-        return {"error": f"unknown command {command!r}"}
+        return answer_control(
+            request, self.config.node.name, {"status": self.status, "host_config": self._host_config}
+        )
+
+    def _host_config(self) -> dict[str, Any]:
+        if self.host_side is None:
+            return {"error": "this guest has no host link configured"}
+        return self.host_side.host_config()
 
 
 def _addr(packed: bytes | None) -> str | None:

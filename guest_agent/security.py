@@ -24,7 +24,7 @@ required, ESP for which this node has no SA) is dropped and counted under `misma
 from __future__ import annotations
 
 import time
-from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from ipaddress import IPv6Address
 from pathlib import Path
@@ -40,6 +40,7 @@ from netstack.ipsec.mobility_config import (
     TUNNEL_ESP_ONLY,
     TUNNEL_OFF,
     MobilityIpsecSection,
+    MobilityLayerSecurity,
     upper_protocol,
 )
 from netstack.ipsec.modes import esp_spi
@@ -72,7 +73,7 @@ def carries_esp(packet: bytes | memoryview) -> bool:
     return upper_protocol(packet) == IPPROTO_ESP
 
 
-class GuestSecurity:
+class GuestSecurity(MobilityLayerSecurity):
     """The guest's two security processors and the hooks the agent and data plane call."""
 
     def __init__(
@@ -88,29 +89,17 @@ class GuestSecurity:
         """Load the key files named in `section` (refusing unsafe permissions: KeyFileError),
         unless processors are passed in (tests)."""
         now = time.monotonic() if now is None else now
-        self.section = section
+        super().__init__(section, processor=mobility, now=now)
         self.home_address = home_address.packed
         self.home_agent = home_agent.packed
-        self.signalling = section.signalling
-        self.tunnel_mode = section.tunnel
-        if mobility is None and section.key_file is not None and (
-            section.signalling or section.tunnel != TUNNEL_OFF
-        ):
-            mobility = build_processor("mobility", load_key_file(section.key_file, now=now))
         if end_to_end is None and section.end_to_end and section.end_to_end_key_file is not None:
             end_to_end = build_processor(
                 "end_to_end", load_key_file(section.end_to_end_key_file, now=now)
             )
-        self.mobility = mobility
         self.end_to_end = end_to_end
-        self.mismatch: Counter[str] = Counter()
         self.care_of_address: IPv6Address | None = None
 
     # ------------------------------------------------------------------ configuration
-
-    @property
-    def esp_tunnel(self) -> bool:
-        return self.tunnel_mode != TUNNEL_OFF and self.mobility is not None
 
     def binding_accepted(self, care_of_address: IPv6Address) -> None:
         """Move the care-of end of every tunnel-mode SA to the new care-of address."""
@@ -128,12 +117,6 @@ class GuestSecurity:
 
     # ------------------------------------------------------------------ signalling
 
-    def protect_signalling(self, packet: bytes, now: float) -> bytes | None:
-        """A BU (or other MH message) on its way out: ESP transport mode when configured."""
-        if not self.signalling or self.mobility is None:
-            return packet
-        return self.mobility.outbound(packet, now)
-
     # ------------------------------------------------------------------ mobility tunnel
 
     def seal_tunnel(self, inner: bytes | memoryview, encapsulator: Encapsulator,
@@ -146,13 +129,6 @@ class GuestSecurity:
         if self.tunnel_mode == TUNNEL_ESP:
             return mobility.outbound(encapsulator.encapsulate(inner), now)
         return mobility.outbound(inner, now)
-
-    def refuse_plain_tunnel(self) -> bool:
-        """True (and counted) when a plain IPv6-in-IPv6 packet arrives but ESP is required."""
-        if self.esp_tunnel:
-            self.mismatch["plain_tunnel_while_esp_required"] += 1
-            return True
-        return False
 
     def receive_esp(self, packet: bytes | memoryview, now: float) -> tuple[str, bytes] | None:
         """Receive routine 120 for a packet whose header chain ends in ESP.
@@ -204,37 +180,31 @@ class GuestSecurity:
 
     def from_hoa(self, packets: list[bytes], now: float) -> list[bytes]:
         """What `hoa0` sends, through the end-to-end processor (before the mobility layer)."""
-        e2e = self.end_to_end
-        if e2e is None:
+        if self.end_to_end is None:
             return packets
-        out = []
-        for packet in packets:
-            protected = e2e.outbound(packet, now)
-            if protected is not None:
-                out.append(protected)
-        return out
+        return _through(self.end_to_end.outbound, packets, now)
 
     def to_hoa(self, packets: list[Any], now: float) -> list[Any]:
         """What `hoa0` receives, through the end-to-end processor (after the mobility layer)."""
-        e2e = self.end_to_end
-        if e2e is None:
+        if self.end_to_end is None:
             return packets
-        out = []
-        for packet in packets:
-            plain = e2e.inbound(packet, now)
-            if plain is not None:
-                out.append(plain)
-        return out
+        return _through(self.end_to_end.inbound, packets, now)
 
     # ------------------------------------------------------------------ status
 
     def as_dict(self, now: float) -> dict[str, Any]:
-        mobility: dict[str, Any] = {"signalling": self.signalling, "tunnel": self.tunnel_mode,
-                                    "require_protection": self.section.require_protection,
-                                    "mismatch": dict(self.mismatch)}
-        if self.mobility is not None:
-            mobility.update(self.mobility.as_dict(now))
+        mobility = self.mobility_status(now)
         end_to_end: dict[str, Any] = {"enabled": self.end_to_end is not None}
         if self.end_to_end is not None:
             end_to_end.update(self.end_to_end.as_dict(now))
         return {"mobility": mobility, "end_to_end": end_to_end}
+
+
+def _through(step: Callable[[Any, float], bytes | None], packets: list[Any], now: float) -> list[Any]:
+    """Each packet through one processor direction; what it drops (and counts) is left out."""
+    out = []
+    for packet in packets:
+        result = step(packet, now)
+        if result is not None:
+            out.append(result)
+    return out

@@ -8,8 +8,14 @@ decrypted packets to tell a BU/BA from tunnelled traffic.
 
 from __future__ import annotations
 
+import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from netstack.ipsec.keys import build_processor, load_key_file
+from netstack.ipsec.processor import SecurityProcessor
 
 TUNNEL_OFF = "off"
 TUNNEL_ESP = "esp-tunnel"  # Fig. 21
@@ -53,3 +59,55 @@ def upper_protocol(packet: bytes | memoryview) -> int:
         nh = packet[off]
         off += length
     return nh
+
+
+class MobilityLayerSecurity:
+    """What both ends of the MN-HA security association share (RFC 3776 / RFC 4877).
+
+    The `mobility` processor loaded from the key file (refusing unsafe permissions:
+    KeyFileError) unless one is passed in (tests), the tunnel mode, ESP of the BU/BA, and the
+    counters of configuration mismatches between the two ends (reported, never silent).
+    """
+
+    def __init__(
+        self,
+        section: MobilityIpsecSection,
+        *,
+        processor: SecurityProcessor | None = None,
+        now: float | None = None,
+    ) -> None:
+        now = time.monotonic() if now is None else now
+        self.section = section
+        self.signalling = section.signalling
+        self.tunnel_mode = section.tunnel
+        if processor is None and section.key_file is not None and (
+            section.signalling or section.tunnel != TUNNEL_OFF
+        ):
+            processor = build_processor("mobility", load_key_file(section.key_file, now=now))
+        self.mobility = processor
+        self.mismatch: Counter[str] = Counter()
+
+    @property
+    def esp_tunnel(self) -> bool:
+        return self.tunnel_mode != TUNNEL_OFF and self.mobility is not None
+
+    def protect_signalling(self, packet: bytes, now: float) -> bytes | None:
+        """A BU or BA on its way out: ESP transport mode when configured."""
+        if not self.signalling or self.mobility is None:
+            return packet
+        return self.mobility.outbound(packet, now)
+
+    def refuse_plain_tunnel(self) -> bool:
+        """True (and counted) when a plain IPv6-in-IPv6 packet arrives but ESP is required."""
+        if self.esp_tunnel:
+            self.mismatch["plain_tunnel_while_esp_required"] += 1
+            return True
+        return False
+
+    def mobility_status(self, now: float) -> dict[str, Any]:
+        out: dict[str, Any] = {"signalling": self.signalling, "tunnel": self.tunnel_mode,
+                               "require_protection": self.section.require_protection,
+                               "mismatch": dict(self.mismatch)}
+        if self.mobility is not None:
+            out.update(self.mobility.as_dict(now))
+        return out

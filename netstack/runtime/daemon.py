@@ -10,7 +10,7 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -70,3 +70,25 @@ def run_daemon(
     reason = asyncio.run(serve(node, socket_path))
     logging.getLogger(prog).info("stopped: %s", reason)
     return 0
+
+
+def merged_counters(*sources: Mapping[str, int]) -> dict[str, int]:
+    """One counter dict for `status` out of a node's parts (same key: summed)."""
+    merged: dict[str, int] = {}
+    for source in sources:
+        for key, value in source.items():
+            merged[key] = merged.get(key, 0) + value
+    return merged
+
+
+def answer_control(
+    request: dict[str, Any], node_name: str, commands: Mapping[str, Callable[[], dict[str, Any]]]
+) -> dict[str, Any]:
+    """The control-socket protocol every node shares: `ping`, then the node's own commands."""
+    command = request.get("cmd")
+    if command == "ping":
+        return {"ok": True, "node": node_name}
+    handler = commands.get(command) if isinstance(command, str) else None
+    if handler is None:
+        return {"error": f"unknown command {command!r}"}
+    return handler()

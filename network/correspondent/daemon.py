@@ -23,6 +23,7 @@ from netstack.nd.config import NdConfig
 from netstack.nd.events import RouterChanged
 from netstack.nd.host import NdHost
 from netstack.runtime.afpacket import PacketLink
+from netstack.runtime.daemon import answer_control, merged_counters
 from netstack.runtime.link_node import LinkNode
 from netstack.runtime.linkconfig import configure_link, link_is_up
 from netstack.runtime.loop import NodeLoop
@@ -155,9 +156,7 @@ class CorrespondentDaemon:
 
     def status(self) -> dict[str, Any]:
         now = time.monotonic()
-        counters = dict(self.counters)
-        for key, value in self.nd.counters.items():
-            counters[key] = counters.get(key, 0) + value
+        counters = merged_counters(self.counters, self.nd.counters)
         ipsec: dict[str, Any] = {"end_to_end": {"enabled": self.end_to_end is not None}}
         if self.end_to_end is not None:
             ipsec["end_to_end"].update(self.end_to_end.as_dict(now))
@@ -173,9 +172,4 @@ class CorrespondentDaemon:
         }
 
     def handle_control(self, request: dict[str, Any]) -> dict[str, Any]:
-        command = request.get("cmd")
-        if command == "ping":
-            return {"ok": True, "node": self.config.node.name}
-        if command == "status":
-            return self.status()
-        return {"error": f"unknown command {command!r}"}
+        return answer_control(request, self.config.node.name, {"status": self.status})

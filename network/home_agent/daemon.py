@@ -20,6 +20,7 @@ from netstack.nd.config import NdConfig
 from netstack.nd.events import RouterChanged
 from netstack.nd.host import NdHost
 from netstack.runtime.afpacket import PacketLink
+from netstack.runtime.daemon import answer_control, merged_counters
 from netstack.runtime.link_node import LinkNode
 from netstack.runtime.linkconfig import configure_link, link_is_up
 from netstack.runtime.loop import NodeLoop
@@ -60,7 +61,7 @@ class HomeAgentDaemon:
         # MN-HA IPsec (signalling and tunnel); first, so an unsafe key file stops us early.
         self.security = HomeAgentSecurity(config.ipsec, address=section.address)
         self.sa_state = SaStatePersister(
-            config.node.state_dir / f"{config.node.name}-esp-state.json", (self.security.processor,)
+            config.node.state_dir / f"{config.node.name}-esp-state.json", (self.security.mobility,)
         )
         self.sa_state.restore()
         ifname = config.interface
@@ -368,16 +369,13 @@ class HomeAgentDaemon:
     def status(self) -> dict[str, Any]:
         now = time.monotonic()
         ha = self.home_agent.as_dict(now)
-        counters = dict(self.counters)
-        for source in (self.nd.counters, self.home_agent.counters):
-            for key, value in source.items():
-                counters[key] = counters.get(key, 0) + value
+        counters = merged_counters(self.counters, self.nd.counters, self.home_agent.counters)
         return {
             "node": self.config.node.name,
             "role": "home_agent",
             "address": str(self.address),
             "home_prefix": str(self.home_prefix),
-            "binding_cache": ha["binding_cache"] if isinstance(ha, dict) and "binding_cache" in ha else ha,
+            "binding_cache": ha["binding_cache"],
             "neighbor_discovery": self.nd.as_dict(),
             "counters": counters,
             "ipsec": self.security.as_dict(now),
@@ -385,9 +383,4 @@ class HomeAgentDaemon:
         }
 
     def handle_control(self, request: dict[str, Any]) -> dict[str, Any]:
-        command = request.get("cmd")
-        if command == "ping":
-            return {"ok": True, "node": self.config.node.name}
-        if command == "status":
-            return self.status()
-        return {"error": f"unknown command {command!r}"}
+        return answer_control(request, self.config.node.name, {"status": self.status})

@@ -19,21 +19,18 @@ IPsec configured, the other tunnel shape inside ESP) are dropped and counted und
 
 from __future__ import annotations
 
-import time
-from collections import Counter
 from dataclasses import dataclass
 from ipaddress import IPv6Address
 from typing import Any
 
 from netstack.ipsec._ip6chain import walk
-from netstack.ipsec.keys import build_processor, load_key_file
 from netstack.ipsec.mobility_config import (
     IPPROTO_IPV6,
     IPPROTO_MH,
     TUNNEL_ESP,
     TUNNEL_ESP_ONLY,
-    TUNNEL_OFF,
     MobilityIpsecSection,
+    MobilityLayerSecurity,
     upper_protocol,
 )
 from netstack.ipsec.modes import esp_spi
@@ -52,7 +49,7 @@ class HomeAgentIpsecSection(MobilityIpsecSection):
     """`[ipsec]` of ha.toml (see MobilityIpsecSection)."""
 
 
-class HomeAgentSecurity:
+class HomeAgentSecurity(MobilityLayerSecurity):
     def __init__(
         self,
         section: HomeAgentIpsecSection,
@@ -61,21 +58,12 @@ class HomeAgentSecurity:
         now: float | None = None,
         processor: SecurityProcessor | None = None,
     ) -> None:
-        now = time.monotonic() if now is None else now
-        self.section = section
+        super().__init__(section, processor=processor, now=now)
         self.address = address.packed
-        self.signalling = section.signalling
-        self.tunnel_mode = section.tunnel
-        if processor is None and section.key_file is not None and (
-            section.signalling or section.tunnel != TUNNEL_OFF
-        ):
-            processor = build_processor("mobility", load_key_file(section.key_file, now=now))
-        self.processor = processor
-        self.mismatch: Counter[str] = Counter()
         # home address -> tunnel SAs whose care-of end it stands for (see module docstring)
         self._tunnel_sas: dict[IPv6Address, list[tuple[str, SecurityAssociation]]] = {}
-        if processor is not None:
-            sad = processor.sad
+        if self.mobility is not None:
+            sad = self.mobility.sad
             for sa in sad:
                 if sa.mode != TUNNEL:
                     continue
@@ -85,8 +73,9 @@ class HomeAgentSecurity:
                     self._tunnel_sas.setdefault(home, []).append((direction, sa))
 
     @property
-    def esp_tunnel(self) -> bool:
-        return self.tunnel_mode != TUNNEL_OFF and self.processor is not None
+    def processor(self) -> SecurityProcessor | None:
+        """The MN-HA processor (the HA has only this one)."""
+        return self.mobility
 
     def binding_updated(self, home_address: IPv6Address, care_of_address: IPv6Address) -> None:
         for direction, sa in self._tunnel_sas.get(home_address, ()):
@@ -97,29 +86,18 @@ class HomeAgentSecurity:
 
     # ------------------------------------------------------------------ outbound
 
-    def protect_signalling(self, packet: bytes, now: float) -> bytes | None:
-        if not self.signalling or self.processor is None:
-            return packet
-        return self.processor.outbound(packet, now)
-
     def seal_tunnel(self, encapsulated: bytes, inner: bytes | bytearray, now: float) -> bytes | None:
         """Fig. 21: ESP around the IPv6-in-IPv6 packet; Fig. 22: ESP around the inner packet."""
-        assert self.processor is not None
+        assert self.mobility is not None
         packet = encapsulated if self.tunnel_mode == TUNNEL_ESP else inner
-        return self.processor.outbound(packet, now)
+        return self.mobility.outbound(packet, now)
 
     # ------------------------------------------------------------------ inbound
-
-    def refuse_plain_tunnel(self) -> bool:
-        if self.esp_tunnel:
-            self.mismatch["plain_tunnel_while_esp_required"] += 1
-            return True
-        return False
 
     def receive_esp(self, packet: bytes | memoryview, now: float) -> tuple[str, bytes] | None:
         """ESP addressed to the HA: (MOBILITY, BU packet), (TUNNELLED, IPv6-in-IPv6 packet) or
         (FORWARD, the home address's packet); None when dropped (counted)."""
-        processor = self.processor
+        processor = self.mobility
         if processor is None:
             self.mismatch["esp_without_ipsec_configured"] += 1
             return None
@@ -150,9 +128,4 @@ class HomeAgentSecurity:
         return FORWARD, result
 
     def as_dict(self, now: float) -> dict[str, Any]:
-        out: dict[str, Any] = {"signalling": self.signalling, "tunnel": self.tunnel_mode,
-                               "require_protection": self.section.require_protection,
-                               "mismatch": dict(self.mismatch)}
-        if self.processor is not None:
-            out.update(self.processor.as_dict(now))
-        return out
+        return self.mobility_status(now)
