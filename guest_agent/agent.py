@@ -74,7 +74,7 @@ class GuestAgent:
         ifname = config.link.interface
         if config.link.manage_interface:
             configure_link(ifname, disable_ipv6=True, offloads_off=True)
-        self.link = PacketLink(ifname)
+        self.link = PacketLink(ifname, vnet_hdr=config.link.offloads)
         # RFC 6275 11.5.1: after a link change the MN may solicit at once (no random delay).
         nd = NdHost(
             self.link.mac,
@@ -98,6 +98,7 @@ class GuestAgent:
             require_protection=config.ipsec.require_protection,
         )
         self.dataplane = GuestDataPlane(mob.home_address.packed, self.link.mac, self.counters)
+        self.dataplane.partial_checksums = self.link.vnet_hdr
         if self.security.esp_tunnel:
             self.dataplane.security = self.security
         self.tun = TunDevice(config.tun.name, config.tun.mtu)
@@ -109,7 +110,8 @@ class GuestAgent:
         self.host_side: HostSide | None = None
         if config.host_link.interface:
             self.host_side = HostSide(
-                config, self.counters, self._send_from_home_address, tunnel_mtu=config.tun.mtu
+                config, self.counters, self._send_from_home_address, tunnel_mtu=config.tun.mtu,
+                send_super_frame=self._send_super_frame,
             )
         self.loop: NodeLoop | None = None
         self.care_of_address: IPv6Address | None = None
@@ -268,6 +270,19 @@ class GuestAgent:
                     next_dst = IPv6Address(bytes(packet[24:40]))
                 self.node.send_packet(packet, next_dst, now)
             self._after_input(now)
+
+    def _send_super_frame(self, packet: bytearray, gso_size: int, now: float) -> bool:
+        """Send routine 100 for a translated TSO super-frame, cut once into tunnel packets.
+
+        False when end-to-end ESP or the tunnel's state needs the per-packet path.
+        """
+        if self.security.end_to_end is not None:
+            return False
+        items = self.dataplane.tunnel_super_frame(packet, gso_size)
+        if items is None:
+            return False
+        self.node.send_offloaded(items)  # type: ignore[arg-type]
+        return True
 
     # ------------------------------------------------------------------ events and outputs
 

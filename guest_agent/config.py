@@ -26,6 +26,9 @@ class LinkSection:
     optimistic_dad: bool = True
     # Transmit from a thread of its own (kernel forwarding overlaps with Python on 2+ cores).
     tx_thread: bool = True
+    # Accept the peer's checksum/segmentation offloads (PACKET_VNET_HDR): partial checksums
+    # are finished and GSO super-frames cut in software, so the switch port may keep TSO/GRO.
+    offloads: bool = False
 
 
 @dataclass
@@ -65,6 +68,9 @@ class HostLinkSection:
     manage_interface: bool = True
     # The host interface MTU: 1500 - 40 (IPv6-in-IPv6) - 20 (IPv4 -> IPv6 header growth).
     host_mtu: int = 1440
+    # Let the host keep TSO and checksum offload on its end (PACKET_VNET_HDR): a TCP
+    # super-frame of up to 64 KB is translated once and cut into tunnel-sized packets here.
+    offloads: bool = False
 
 
 @dataclass

@@ -12,6 +12,7 @@ from collections import Counter
 from typing import TYPE_CHECKING
 
 from netstack.wire.ip6ip6 import Encapsulator
+from netstack.wire.offload import F_NEEDS_CSUM, GSO_NONE, Offload, SegmentationError, segment
 
 if TYPE_CHECKING:
     from guest_agent.security import GuestSecurity
@@ -45,6 +46,9 @@ class GuestDataPlane:
         self.home_agent: bytes | None = None
         self._encapsulator: Encapsulator | None = None
         self._eth_header: bytes | None = None
+        # Segments may leave with CHECKSUM_PARTIAL, finished by the kernel further on, when
+        # the visited link is written with PACKET_VNET_HDR (the agent sets this).
+        self.partial_checksums = False
 
     # ------------------------------------------------------------------ configuration
 
@@ -116,6 +120,34 @@ class GuestDataPlane:
             unresolved
         )
         return frames, unresolved
+
+    def tunnel_super_frame(
+        self, packet: bytearray, gso_size: int
+    ) -> list[tuple[bytearray, Offload]] | None:
+        """Send routine 100 for a GSO super-frame of the home address: encapsulate once,
+        then cut it into tunnel packets whose transport checksums the kernel finishes.
+
+        None when the per-packet path must do it: no tunnel or next hop yet, IPsec on the
+        tunnel, a link without offload metadata, or a packet this cannot cut.
+        """
+        encap = self._encapsulator
+        eth = self._eth_header
+        if encap is None or eth is None or self.security is not None or not self.partial_checksums:
+            return None
+        if len(packet) < 60 or packet[8:24] != self.home_address:
+            return None
+        whole = bytearray(eth)
+        whole += encap.header_for(packet)
+        whole += packet
+        try:
+            frames = segment(whole, gso_size, l3_offset=14, partial=True)
+        except SegmentationError:
+            return None
+        protocol = packet[6]
+        offload = Offload(F_NEEDS_CSUM, GSO_NONE, 0, 0, 14 + 80, 16 if protocol == 6 else 6)
+        self.counters["tx_tunnelled"] += len(frames)
+        self.counters["tx_tunnelled_super_frames"] += 1
+        return [(frame, offload) for frame in frames]
 
     # ------------------------------------------------------------------ receive routine 120
 

@@ -22,6 +22,7 @@ from netstack.wire.icmpv6_types import (
     TargetLinkLayerAddress,
 )
 from netstack.wire.ipv6 import parse_ipv6_packet
+from netstack.wire.offload import Offload, SegmentationError, segment
 
 _ETH_IPV4 = b"\x08\x00"
 _ETH_IPV6 = b"\x86\xdd"
@@ -56,6 +57,8 @@ class HostLink:
         self._ipv6_header: bytes | None = None
         # Packets for the host held while its MAC is being resolved (like a neighbour queue).
         self._waiting_ipv4: list[bytes] = []
+        # IPv4 GSO super-frames from the last receive (only with an offload-aware link)
+        self.ipv4_super_frames: list[tuple[memoryview, Offload]] = []
 
     def fileno(self) -> int:
         return self.link.fileno()
@@ -63,11 +66,20 @@ class HostLink:
     # ------------------------------------------------------------------ receive
 
     def receive(self) -> tuple[list[memoryview], list[memoryview]]:
-        """Drain the socket: answer ARP/ND; return (IPv4 packets, IPv6 packets of the HoA)."""
+        """Drain the socket: answer ARP/ND; return (IPv4 packets, IPv6 packets of the HoA).
+
+        IPv4 GSO super-frames (the host's TSO, on an offload-aware link) are left whole in
+        ``ipv4_super_frames`` for translation once per super-frame; other super-frames are
+        cut into wire-sized packets here.
+        """
         ipv4: list[memoryview] = []
         ipv6: list[memoryview] = []
         replies: list[bytes] = []
-        for frame in self.link.recv_batch():
+        self.ipv4_super_frames = []
+        for frame, offload in self.link.recv_batch_offload():
+            if offload is not None:
+                self._super_frame(frame, offload, ipv4, ipv6)
+                continue
             if len(frame) < 34:
                 self.counters["host_rx_dropped_runt"] += 1
                 continue
@@ -96,6 +108,26 @@ class HostLink:
         if replies:
             self.link.send_batch(replies)
         return ipv4, ipv6
+
+    def _super_frame(self, frame: memoryview, offload: Offload, ipv4: list[memoryview],
+                     ipv6: list[memoryview]) -> None:
+        if frame[12:14] == _ETH_IPV4 and frame[14 + 12 : 14 + 16] == self.home_ipv4:
+            self.ipv4_super_frames.append((frame[14:], offload))
+            return
+        try:
+            pieces = segment(frame, offload.gso_size)
+        except SegmentationError:
+            self.counters["host_rx_dropped_gso_unsupported"] += 1
+            return
+        ethertype = frame[12:14]
+        for piece in pieces:
+            packet = memoryview(piece)[14:]
+            if ethertype == _ETH_IPV4:
+                ipv4.append(packet)
+            elif ethertype == _ETH_IPV6 and packet[8:24] == self.home_address:
+                ipv6.append(packet)
+            else:
+                self.counters["host_rx_ignored"] += 1
 
     def _answer_arp(self, payload: memoryview) -> bytes | None:
         try:

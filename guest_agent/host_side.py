@@ -31,6 +31,7 @@ from netstack.translate.rfc7915 import Rfc7915Translator, TranslatorConfig
 from netstack.translate.table import TranslationTable
 from netstack.wire.errors import ParseError
 from netstack.wire.ipv4 import build_ipv4_udp, icmpv4_echo_reply, parse_ipv4_udp
+from netstack.wire.offload import segment
 
 log = logging.getLogger("guest_agent.host")
 
@@ -46,17 +47,20 @@ class HostSide:
         counters: Counter[str],
         send_from_home_address: Callable[[list[bytes], float], None],
         tunnel_mtu: int,
+        send_super_frame: Callable[[bytearray, int, float], bool] | None = None,
     ) -> None:
         self.config = config
         self.counters = counters
         self.send_from_home_address = send_from_home_address
+        # The tunnel's whole-super-frame path (False: cut here and send per packet instead)
+        self.send_super_frame = send_super_frame or (lambda _packet, _size, _now: False)
         host = config.host_link
         xlat = config.translation
         hoa = config.mobility.home_address
         if host.manage_interface:
             configure_link(host.interface, disable_ipv6=True, offloads_off=True)
         self.link = HostLink(
-            PacketLink(host.interface),
+            PacketLink(host.interface, vnet_hdr=host.offloads),
             pool=xlat.pool,
             gateway_ipv4=xlat.gateway_ipv4,
             home_ipv4=xlat.home_ipv4,
@@ -197,6 +201,20 @@ class HostSide:
                 self.demux.note_outbound(p, Side.HOST_IPV4, now)
             outbound.extend(out)
             to_host.extend(errors)
+        for packet, offload in self.link.ipv4_super_frames:
+            if not self.scenarios.is_on(Scenario.TRANSLATION_ON):
+                self.counters["host_rx_dropped_translation_off"] += 1
+                continue
+            whole, segments, errors = self.translation.outbound_super_frame(packet, offload, now)
+            to_host.extend(errors)
+            if whole is not None:
+                self.demux.note_outbound(whole, Side.HOST_IPV4, now)  # one flow, one note
+                if self.send_super_frame(whole, offload.gso_size, now):
+                    continue
+                segments = list(segment(whole, offload.gso_size, l3_offset=0))
+            elif segments:
+                self.demux.note_outbound(segments[0], Side.HOST_IPV4, now)
+            outbound.extend(segments)  # type: ignore[arg-type]
         if ipv6:
             if self.config.host_link.ipv6_passthrough:
                 for p in ipv6:

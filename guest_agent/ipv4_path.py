@@ -9,13 +9,17 @@ translator rewrites headers.
 
 from __future__ import annotations
 
+import struct
 from collections import Counter
 
 from netstack.translate.icmp_errors import build_icmpv6_error, icmpv4_admin_prohibited
 from netstack.translate.rfc7915 import Rfc7915Translator
 from netstack.translate.table import TranslationTable
+from netstack.wire.offload import Offload, SegmentationError, segment
 
 _DEST_UNREACHABLE, _ADMIN_PROHIBITED = 1, 1
+_TCP, _UDP = 6, 17
+_U16 = struct.Struct("!H")
 
 
 class Ipv4Translation:
@@ -85,3 +89,73 @@ class Ipv4Translation:
         out = self.translator.translate_6to4(packet, source, self.home_ipv4)
         self.counters["xlat_6to4"] += len(out)
         return out, self.translator.icmp_errors_to_send()
+
+    def outbound_super_frame(
+        self, packet: memoryview, offload: Offload, now: float
+    ) -> tuple[bytearray | None, list[bytes | bytearray], list[bytes]]:
+        """Step 514 once for a GSO super-frame of the host (TSO/GRO).
+
+        The first segment goes through the RFC 7915 translator like any packet (table 230,
+        errors, counters); its translated IPv6 and transport headers then head the whole
+        payload: returns (that IPv6 super-frame, [], []) for the caller to cut (with
+        ``segment``) or to tunnel whole. Anything the translator does not turn into one plain
+        IPv6 packet of the same protocol (errors, fragment headers) takes the per-segment
+        path instead: (None, translated segments, ICMPv4 errors).
+        """
+        whole, segments, errors = self._translate_super_frame(packet, offload, now)
+        return whole, segments, errors
+
+    def _translate_super_frame(
+        self, packet: memoryview, offload: Offload, now: float
+    ) -> tuple[bytearray | None, list[bytes | bytearray], list[bytes]]:
+        protocol = packet[9] if len(packet) >= 20 else 0
+        transport = offload.csum_start - 14
+        if protocol == _TCP and 20 <= transport <= len(packet) - 20:
+            header_end = transport + (packet[transport + 12] >> 4) * 4
+        elif protocol == _UDP and 20 <= transport <= len(packet) - 8:
+            header_end = transport + 8
+        else:
+            return None, *self._per_segment(packet, offload, now)
+        size = offload.gso_size
+        if header_end >= len(packet) or size <= 0:
+            return None, *self._per_segment(packet, offload, now)
+        try:  # the first segment as the kernel would cut it (finished checksums)
+            first = segment(packet[: header_end + size], size, l3_offset=0)[0]
+        except SegmentationError:
+            return None, *self._per_segment(packet, offload, now)
+        out, errors = self.outbound(memoryview(first), now)
+        if errors or len(out) != 1 or out[0][0] >> 4 != 6 or out[0][6] != protocol:
+            return None, *self._per_segment(packet, offload, now, first_done=(out, errors))
+        whole = bytearray(out[0][: 40 + header_end - transport])
+        whole += packet[header_end:]
+        # The payload length is rewritten per segment; a 64 KB super-frame may not fit it.
+        _U16.pack_into(whole, 4, min(len(whole) - 40, 0xFFFF))
+        segments = -(-(len(packet) - header_end) // size)
+        self.counters["xlat_4to6"] += segments - 1
+        self.counters["xlat_4to6_super_frames"] += 1
+        return whole, [], []
+
+    def _per_segment(
+        self,
+        packet: memoryview,
+        offload: Offload,
+        now: float,
+        first_done: tuple[list[bytes], list[bytes]] | None = None,
+    ) -> tuple[list[bytes | bytearray], list[bytes]]:
+        """Cut first, then translate every segment (`first_done`: segment 0's result)."""
+        try:
+            pieces = segment(packet, offload.gso_size, l3_offset=0)
+        except SegmentationError:
+            self.counters["xlat_dropped_gso_unsupported"] += 1
+            return [], []
+        out: list[bytes | bytearray] = []
+        errors: list[bytes] = []
+        if first_done is not None:
+            out.extend(first_done[0])
+            errors.extend(first_done[1])
+            pieces = pieces[1:]
+        for piece in pieces:
+            translated, failed = self.outbound(memoryview(piece), now)
+            out.extend(translated)
+            errors.extend(failed)
+        return out, errors

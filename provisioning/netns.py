@@ -113,6 +113,39 @@ def write_sysctl(name: str, key: str, value: str | int) -> None:
         f.write(f"{value}\n")
 
 
+def write_sysfs(name: str, path: str, value: str | int) -> None:
+    """Write /sys/`path` as seen from namespace `name` (e.g. class/net/X/gro_flush_timeout).
+
+    /sys/class/net shows the devices of the netns that mounted sysfs, so a forked child
+    enters the namespace, mounts a sysfs of its own in a private mount namespace (as `ip
+    netns exec` does) and writes there. Raises OSError with the child's reason.
+    """
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: never returns into the caller's code
+        status = 0
+        try:
+            os.close(read_end)
+            _pyroute2_netns.setns(name, flags=0)
+            libc = ctypes.CDLL(None, use_errno=True)
+            _libc_call(libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
+            _libc_call(libc.mount(b"none", b"/", None, MS_REC | MS_SLAVE, None), "make-rslave /")
+            _libc_call(libc.mount(b"sysfs", b"/sys", b"sysfs", 0, None), "mount sysfs")
+            with open(os.path.join("/sys", path), "w") as f:
+                f.write(f"{value}\n")
+        except BaseException as exc:  # report, never unwind into the parent's stack
+            os.write(write_end, str(exc).encode()[:500])
+            status = 1
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as reader:
+        reason = reader.read().decode(errors="replace")
+    _, status = os.waitpid(pid, 0)
+    if status != 0:
+        raise OSError(f"cannot write /sys/{path} in {name}: {reason or status}")
+
+
 def read_sysctl(name: str, key: str) -> str:
     with inside(name), open(f"/proc/sys/net/{key}") as f:
         return f.read().strip()

@@ -1,8 +1,11 @@
-"""Turn checksum offload, TSO, GSO and GRO off on a veth end inside a namespace.
+"""Offload settings of a veth end inside a namespace.
 
-AF_PACKET readers (our userspace stack) otherwise see 64 KB GRO/TSO super-frames and
-packets with unfinished checksums (DESIGN.md, "Facts for runtime/"). The feature list lives
-in netstack.runtime.linkconfig; here we only run it inside the right namespace.
+A plain AF_PACKET reader must see MTU-sized frames with finished checksums, so by default
+the test bed turns checksum offload, TSO, GSO and GRO off (DESIGN.md, "Facts for runtime/").
+Agents that read with PACKET_VNET_HDR (``offloads = true``) let the kernel keep them, and a
+switch port can coalesce what an agent sends (GRO) so the emulated network forwards
+super-frames instead of every segment. The feature list lives in
+netstack.runtime.linkconfig; here we only run it inside the right namespace.
 """
 
 from __future__ import annotations
@@ -17,3 +20,15 @@ def set_offloads_off(namespace: str, ifname: str) -> list[str]:
     with netns.inside(namespace):
         state = linkconfig.set_offloads_off(ifname)
     return sorted(name for name, enabled in state.items() if enabled)
+
+
+# Hold GRO aggregates this long (ns) across NAPI polls: an AF_PACKET sender hands the veth
+# one frame per softirq, so without it nothing would ever be coalesced.
+GRO_FLUSH_TIMEOUT_NS = 20_000
+
+
+def enable_gro(namespace: str, ifname: str) -> None:
+    """GRO on the receiving side of `ifname` (a veth end) with a short flush timeout."""
+    with netns.inside(namespace):
+        linkconfig.set_features(ifname, {"rx-gro": True})
+    netns.write_sysfs(namespace, f"class/net/{ifname}/gro_flush_timeout", GRO_FLUSH_TIMEOUT_NS)

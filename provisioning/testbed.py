@@ -21,12 +21,14 @@ from provisioning.errors import ProvisioningError
 from provisioning.nodes import agents, cn, correspondent, dns, host
 from provisioning.nodes import ipsec as ipsec_keys
 from provisioning.nodes.agents import TranslationOptions
-from provisioning.offloads import set_offloads_off
+from provisioning.offloads import enable_gro, set_offloads_off
 from provisioning.topology import (
     BRIDGES,
     CN_EXTRA_ADDRESSES,
     FIG1,
+    GRO_ENDS,
     NODES,
+    OFFLOAD_ENDS,
     RADVD_INTERFACES,
     ROUTERS,
     SWITCH,
@@ -76,12 +78,21 @@ def _set_up(ns: str, ifname: str) -> None:
         ipr.link("set", index=_link_index(ipr, ifname), state="up")
 
 
-def _create_veth(ns_a: str, if_a: str, ns_b: str, if_b: str) -> None:
-    """A veth pair created directly across two namespaces (no names in the root netns)."""
+def _create_veth(ns_a: str, if_a: str, ns_b: str, if_b: str,
+                 keep_offloads: tuple[bool, bool] = (False, False)) -> None:
+    """A veth pair created directly across two namespaces (no names in the root netns).
+
+    Offloads are turned off on each end unless `keep_offloads` says that end keeps them.
+    """
     with IPRoute(netns=ns_a) as ipr:
         ipr.link("add", ifname=if_a, kind="veth", peer={"ifname": if_b, "net_ns_fd": ns_b})
-    set_offloads_off(ns_a, if_a)
-    set_offloads_off(ns_b, if_b)
+    for ns, ifname, keep in ((ns_a, if_a, keep_offloads[0]), (ns_b, if_b, keep_offloads[1])):
+        if not keep:
+            set_offloads_off(ns, ifname)
+
+
+def _keeps_offloads(lite: bool, node: str, ifname: str) -> bool:
+    return lite and (node, ifname) in OFFLOAD_ENDS
 
 
 def _prepare_namespace(ns: str, *, router: bool) -> None:
@@ -117,11 +128,16 @@ def attach_port(prefix: str, port: str, bridge: str) -> None:
 
 def _build_links(prefix: str, skip_node: str | None = None) -> None:
     sw = namespace(prefix, SWITCH)
+    lite = skip_node is None  # the agents read with PACKET_VNET_HDR (agents.write_configs)
     for port in FIG1.switch_ports:
         if port.node == skip_node:  # the VM's TAP takes this place (provisioning/vm/bed.py)
             continue
         ns = namespace(prefix, port.node)
-        _create_veth(ns, port.ifname, sw, port.port)
+        _create_veth(ns, port.ifname, sw, port.port,
+                     (_keeps_offloads(lite, port.node, port.ifname),
+                      _keeps_offloads(lite, SWITCH, port.port)))
+        if lite and (SWITCH, port.port) in GRO_ENDS:
+            enable_gro(sw, port.port)
         if port.disable_ipv6:
             # before link up: the kernel must never speak IPv6 on a link our agents own
             netns.write_sysctl(ns, f"ipv6/conf/{port.ifname}/disable_ipv6", 1)
@@ -134,7 +150,9 @@ def _build_links(prefix: str, skip_node: str | None = None) -> None:
         if skip_node in (link.node_a, link.node_b):
             continue
         ns_a, ns_b = namespace(prefix, link.node_a), namespace(prefix, link.node_b)
-        _create_veth(ns_a, link.ifname_a, ns_b, link.ifname_b)
+        _create_veth(ns_a, link.ifname_a, ns_b, link.ifname_b,
+                     (_keeps_offloads(lite, link.node_a, link.ifname_a),
+                      _keeps_offloads(lite, link.node_b, link.ifname_b)))
         for ns, ifname, address in ((ns_a, link.ifname_a, link.address_a),
                                     (ns_b, link.ifname_b, link.address_b)):
             if address:
@@ -191,7 +209,7 @@ def up(options: UpOptions) -> str:
     cn.start_services(sdir, namespace(prefix, "cn"))
     dns.start(sdir, namespace(prefix, dns.DNS_NODE))
     agents.write_configs(sdir, refuse_home_address=options.ha_refuse, translation=translation,
-                         ipsec=ipsec)
+                         ipsec=ipsec, offloads=not vm_guest)
     if options.agents and vm_guest:
         from provisioning.image import build_image
         from provisioning.vm import bed

@@ -109,6 +109,20 @@ FIG1 = Topology(
     ),
 )
 
+# Veth ends that keep the kernel's checksum/segmentation offloads in a namespace-only bed,
+# whose agents read with PACKET_VNET_HDR (`offloads = true`): the host's TSO reaches the guest
+# whole, and what the guest sends towards the home agent is coalesced by GRO at its switch
+# port (GRO_ENDS) and forwarded as super-frames by the emulated network. Every other end (the
+# CN's and the resolver's links, the agents' own interfaces) sends finished MTU-sized frames.
+OFFLOAD_ENDS = frozenset({
+    ("host", "eth0"),
+    (SWITCH, "p-guest"), (SWITCH, "p-ar-a"), (SWITCH, "p-ar-b"), (SWITCH, "p-core"),
+    (SWITCH, "p-ha"),
+    ("ar-a", "eth0"), ("ar-a", "eth1"), ("ar-b", "eth0"), ("ar-b", "eth1"),
+    ("core", "eth0"), ("core", "eth1"), ("core", "eth2"),
+})
+GRO_ENDS = frozenset({(SWITCH, GUEST_SWITCH_PORT)})
+
 # The interface radvd advertises on, per router node.
 RADVD_INTERFACES = {"ar-a": ("eth0", VISITED_A), "ar-b": ("eth0", VISITED_B),
                     "core": ("eth0", HOME_PREFIX)}

@@ -14,11 +14,24 @@ import errno
 import fcntl
 import socket
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+
+from netstack.wire.offload import (
+    F_NEEDS_CSUM,
+    GSO_ECN,
+    VNET_HDR_LEN,
+    ZERO_VNET_HDR,
+    Offload,
+    SegmentationError,
+    complete_checksum,
+    parse_vnet_header,
+    segment,
+)
 
 ETH_P_ALL = 0x0003
 SOL_PACKET = 263
 PACKET_IGNORE_OUTGOING = 23
+PACKET_VNET_HDR = 15
 PACKET_OUTGOING = 4  # sll_pkttype of our own transmissions (only seen without IGNORE_OUTGOING)
 SO_SNDBUFFORCE = 32
 SO_RCVBUFFORCE = 33
@@ -29,6 +42,8 @@ SIOCGIFHWADDR = 0x8927
 
 DEFAULT_FRAME_BUFFER = 2048  # enough for a 1500-byte MTU frame once GRO/TSO are off
 DEFAULT_SOCKET_BUFFER = 4 * 1024 * 1024
+# With PACKET_VNET_HDR a frame can be a 64 KB GSO super-frame (gso_max_size 65536 + Ethernet)
+GSO_FRAME_BUFFER = 65536 + 14 + VNET_HDR_LEN + 32
 DEFAULT_BATCH = 64
 
 # Errors that mean "this frame cannot go out now": drop it, count it, carry on.
@@ -128,6 +143,12 @@ class PacketLink:
     Our own transmissions are not looped back (PACKET_IGNORE_OUTGOING; on kernels without it
     they are filtered by packet type). Frames longer than ``frame_buffer`` are dropped and
     counted in ``counters["rx_truncated"]`` — with offloads off nothing exceeds MTU + 14.
+
+    With ``vnet_hdr`` the socket carries the kernel's offload metadata (PACKET_VNET_HDR, see
+    ``netstack.wire.offload``), so the peer may keep its checksum and segmentation offloads
+    on: ``recv_batch`` still returns finished wire frames (partial checksums completed, GSO
+    super-frames cut in software), while ``recv_batch_offload`` hands super-frames to a
+    caller that handles one header per super-frame, and ``send_offload_batch`` sends them.
     """
 
     def __init__(
@@ -137,9 +158,13 @@ class PacketLink:
         frame_buffer: int = DEFAULT_FRAME_BUFFER,
         batch: int = DEFAULT_BATCH,
         socket_buffer: int = DEFAULT_SOCKET_BUFFER,
+        vnet_hdr: bool = False,
     ) -> None:
         if frame_buffer < 64 or batch < 1:
             raise ValueError("frame_buffer must be >= 64 and batch >= 1")
+        if vnet_hdr:
+            frame_buffer = max(frame_buffer, GSO_FRAME_BUFFER)
+        self.vnet_hdr = vnet_hdr
         self.ifname = ifname
         self.frame_buffer = frame_buffer
         self.batch = batch
@@ -151,10 +176,15 @@ class PacketLink:
             "tx_dropped": 0,
             "tx_errors": 0,
         }
+        if vnet_hdr:
+            self.counters.update(rx_checksum_completed=0, rx_gso_frames=0, rx_gso_segmented=0,
+                                 rx_gso_dropped=0, tx_gso_frames=0)
         # Protocol 0 at creation, ETH_P_ALL at bind: no frames from other interfaces can sneak
         # into the queue between socket() and bind().
         self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
         try:
+            if vnet_hdr:
+                self._sock.setsockopt(SOL_PACKET, PACKET_VNET_HDR, 1)
             self._sock.bind((ifname, ETH_P_ALL))
             self.ifindex = socket.if_nametoindex(ifname)
             self._filter_outgoing = False
@@ -195,12 +225,19 @@ class PacketLink:
         self._one_view = memoryview(self._one_buffer)
 
     def _setup_tx(self, batch: int) -> None:
-        self._tx_iov = (_TxIoVec * batch)()
+        # Two iovecs per message: [virtio_net_hdr, frame] with PACKET_VNET_HDR, else [frame].
+        self._tx_iov = (_TxIoVec * (2 * batch))()
         self._tx_hdrs = (_MMsgHdr * batch)()
         for i in range(batch):
             hdr = self._tx_hdrs[i].msg_hdr
-            hdr.msg_iov = ctypes.addressof(self._tx_iov[i])
-            hdr.msg_iovlen = 1
+            if self.vnet_hdr:
+                self._tx_iov[2 * i].iov_base = ZERO_VNET_HDR
+                self._tx_iov[2 * i].iov_len = VNET_HDR_LEN
+                hdr.msg_iov = ctypes.addressof(self._tx_iov[2 * i])
+                hdr.msg_iovlen = 2
+            else:
+                hdr.msg_iov = ctypes.addressof(self._tx_iov[2 * i + 1])
+                hdr.msg_iovlen = 1
 
     # -- properties ----------------------------------------------------------------------
 
@@ -220,6 +257,8 @@ class PacketLink:
         The views point into preallocated buffers and stay valid only until the next
         ``recv_batch`` call: copy (``bytes(view)``) anything that must live longer.
         """
+        if self.vnet_hdr:
+            return [frame for frame, _offload in self._recv_vnet(max_packets, keep_gso=False)]
         if _recvmmsg is None:
             return self._recv_loop(max_packets)
         count = min(max_packets, self.batch)
@@ -248,6 +287,69 @@ class PacketLink:
             frames.append(view[start : start + length])
         self.counters["rx_packets"] += len(frames)
         return frames
+
+    def recv_batch_offload(
+        self, max_packets: int = DEFAULT_BATCH
+    ) -> list[tuple[memoryview, Offload | None]]:
+        """Like ``recv_batch``, but GSO super-frames stay whole, with their offload metadata.
+
+        Only for a socket opened with ``vnet_hdr``; every other frame comes with None and a
+        finished checksum. A super-frame's transport checksum is still partial.
+        """
+        if not self.vnet_hdr:
+            return [(frame, None) for frame in self.recv_batch(max_packets)]
+        return self._recv_vnet(max_packets, keep_gso=True)
+
+    def _recv_vnet(
+        self, max_packets: int, *, keep_gso: bool
+    ) -> list[tuple[memoryview, Offload | None]]:
+        count = min(max_packets, self.batch)
+        meta = self._rx_meta
+        if self._filter_outgoing:
+            for i in range(count):
+                _U32.pack_into(meta, i * _MMSG_SIZE + _NAMELEN_OFFSET, _SOCKADDR_LL_SIZE)
+        received = _recvmmsg(self._fd, self._rx_hdrs, count, MSG_DONTWAIT, None) if _recvmmsg else -1
+        if received < 0:
+            if _recvmmsg is not None:
+                self._receive_error(ctypes.get_errno())
+            return []
+        out: list[tuple[memoryview, Offload | None]] = []
+        size = self.frame_buffer
+        view = self._rx_view
+        counters = self.counters
+        for i in range(received):
+            flags, length = _FLAGS_LEN.unpack_from(meta, i * _MMSG_SIZE + _FLAGS_OFFSET)
+            if flags & MSG_TRUNC or length < VNET_HDR_LEN:
+                counters["rx_truncated"] += 1
+                continue
+            if self._filter_outgoing and self._rx_names[i].sll_pkttype == PACKET_OUTGOING:
+                continue
+            start = i * size
+            frame = view[start + VNET_HDR_LEN : start + length]
+            vflags, gso_type, hdr_len, gso_size, csum_start, csum_offset = parse_vnet_header(
+                view[start : start + VNET_HDR_LEN])
+            if gso_type & ~GSO_ECN:
+                counters["rx_gso_frames"] += 1
+                offload = Offload(vflags, gso_type, hdr_len, gso_size, csum_start, csum_offset)
+                if keep_gso:
+                    out.append((frame, offload))
+                    continue
+                try:
+                    pieces = segment(frame, gso_size)
+                except SegmentationError:
+                    counters["rx_gso_dropped"] += 1
+                    continue
+                counters["rx_gso_segmented"] += len(pieces)
+                out.extend((memoryview(piece), None) for piece in pieces)
+                continue
+            if vflags & F_NEEDS_CSUM:
+                if not complete_checksum(frame, csum_start, csum_offset):
+                    counters["rx_gso_dropped"] += 1
+                    continue
+                counters["rx_checksum_completed"] += 1
+            out.append((frame, None))
+        counters["rx_packets"] += len(out)
+        return out
 
     def recv_one(self) -> memoryview | None:
         """One waiting frame or None (fallback path, one system call per frame).
@@ -295,7 +397,10 @@ class PacketLink:
     def send(self, frame: bytes | bytearray | memoryview) -> bool:
         """Send one frame; False (and counted) when the kernel would block or refuses it."""
         try:
-            self._sock.send(frame)
+            if self.vnet_hdr:
+                self._sock.sendmsg([ZERO_VNET_HDR, frame])
+            else:
+                self._sock.send(frame)
         except (BlockingIOError, InterruptedError):
             self.counters["tx_dropped"] += 1
             return False
@@ -328,21 +433,53 @@ class PacketLink:
         self.counters["tx_packets"] += sent_total
         return sent_total
 
-    def _send_chunk(self, chunk: list[bytes | bytearray | memoryview]) -> tuple[int, bool]:
+    def send_offload_batch(
+        self, items: Sequence[tuple[bytes | bytearray | memoryview, Offload | None]]
+    ) -> int:
+        """Frames with their offload metadata (a socket opened with ``vnet_hdr``).
+
+        A GSO super-frame is cut by the kernel on the way out (software GSO); a frame with a
+        partial checksum is finished by the kernel or the peer. Returns how many went out.
+        """
+        if not self.vnet_hdr:
+            raise ValueError(f"{self.ifname}: offload metadata needs a vnet_hdr socket")
+        sent_total = 0
+        pending = [(f, o) for f, o in items if len(f)]
+        for start in range(0, len(pending), self.batch):
+            chunk = pending[start : start + self.batch]
+            packed: dict[Offload, bytes] = {}  # most frames of a batch share one header
+            headers = [ZERO_VNET_HDR if o is None else packed.get(o) or packed.setdefault(o, o.pack())
+                       for _f, o in chunk]
+            sent, link_gone = self._send_chunk([f for f, _o in chunk], headers)
+            sent_total += sent
+            if link_gone:
+                self.counters["tx_dropped"] += len(pending) - start - len(chunk)
+                break
+        self.counters["tx_packets"] += sent_total
+        self.counters["tx_gso_frames"] += sum(1 for _f, o in pending if o is not None and o.is_gso)
+        return sent_total
+
+    def _send_chunk(
+        self, chunk: list[bytes | bytearray | memoryview], headers: list[bytes] | None = None
+    ) -> tuple[int, bool]:
         keep_alive = []  # writable-buffer exports must outlive the system call
         iov = self._tx_iov
+        if headers is not None:
+            for i, header in enumerate(headers):
+                iov[2 * i].iov_base = header
         for i, frame in enumerate(chunk):
+            slot = 2 * i + 1
             if isinstance(frame, bytes):
-                iov[i].iov_base = frame
+                iov[slot].iov_base = frame
             elif isinstance(frame, memoryview) and frame.readonly:
                 copy = bytes(frame)
                 keep_alive.append(copy)
-                iov[i].iov_base = copy
+                iov[slot].iov_base = copy
             else:
                 exported = (ctypes.c_char * len(frame)).from_buffer(frame)
                 keep_alive.append(exported)
-                iov[i].iov_base = ctypes.addressof(exported)
-            iov[i].iov_len = len(frame)
+                iov[slot].iov_base = ctypes.addressof(exported)
+            iov[slot].iov_len = len(frame)
         count = len(chunk)
         index = 0
         sent = 0
@@ -365,7 +502,9 @@ class PacketLink:
             self.counters["tx_errors"] += 1  # this frame is bad (EMSGSIZE, EINVAL): skip it
             index += 1
         for i in range(count):
-            iov[i].iov_base = None  # release references to the frames
+            iov[2 * i + 1].iov_base = None  # release references to the frames
+            if headers is not None:
+                iov[2 * i].iov_base = ZERO_VNET_HDR
         del keep_alive
         return sent, link_gone
 

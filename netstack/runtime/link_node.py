@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable
 from ipaddress import IPv6Address
 
 from netstack.nd.host import NdHost
@@ -25,6 +26,7 @@ from netstack.wire.icmpv6_types import (
     RouterSolicitation,
 )
 from netstack.wire.ipv6 import ParsedPacket, parse_ipv6_packet
+from netstack.wire.offload import Offload, SegmentationError, segment
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,10 @@ class LinkNode:
         self.counters = counters
         self.mac = link.mac
         self.sender: BackgroundSender | None = None
+        # With an offload-aware link: which GSO super-frames the node handles whole (the rest
+        # is cut into wire-sized packets), and those kept from the last receive.
+        self.keep_super_frame: Callable[[memoryview], bool] | None = None
+        self.super_frames: list[tuple[memoryview, Offload]] = []
 
     def received_ipv6(self) -> list[tuple[memoryview, memoryview]]:
         """Drain the socket: (frame, IPv6 packet) for every well-formed IPv6 frame.
@@ -51,7 +57,8 @@ class LinkNode:
         """
         counters = self.counters
         out: list[tuple[memoryview, memoryview]] = []
-        for frame in self.link.recv_batch():
+        self.super_frames = []
+        for frame in self._frames():
             if frame[12:14] != _ETHERTYPE_IPV6:
                 counters["rx_ignored_not_ipv6"] += 1
                 continue
@@ -67,6 +74,36 @@ class LinkNode:
                 continue
             out.append((frame, packet))
         return out
+
+    def _frames(self) -> list[memoryview]:
+        keep = self.keep_super_frame
+        if keep is None or not self.link.vnet_hdr:
+            return self.link.recv_batch()  # super-frames come back cut into wire frames
+        frames: list[memoryview] = []
+        for frame, offload in self.link.recv_batch_offload():
+            if offload is None:
+                frames.append(frame)
+            elif keep is not None and keep(frame):
+                self.super_frames.append((frame, offload))
+            else:
+                try:
+                    pieces = segment(frame, offload.gso_size)
+                except SegmentationError:
+                    self.counters["rx_dropped_gso_unsupported"] += 1
+                    continue
+                frames.extend(memoryview(piece) for piece in pieces)
+        return frames
+
+    def send_offloaded(self, items: list[tuple[bytes, Offload]]) -> None:
+        """Frames with offload metadata (GSO super-frames the kernel cuts on the way out)."""
+        if not items:
+            return
+        if self.sender is not None:
+            self.sender.submit_offloaded(items)
+            return
+        sent = self.link.send_offload_batch(items)
+        if sent < len(items):
+            self.counters["tx_dropped_link_busy"] += len(items) - sent
 
     def send_packet(self, packet: bytes, destination: IPv6Address, now: float) -> None:
         """Queue an IPv6 packet for `destination` (next hop resolved by ND); see `flush`."""

@@ -106,6 +106,25 @@ def _offload_state(ethtool: Ethtool, ifname: str) -> dict[str, bool]:
     return {name: bool(features[name].enable) for name in OFFLOAD_FEATURES if name in features}
 
 
+def _set_features(ifname: str, wanted: dict[str, bool]) -> dict[str, bool]:
+    ethtool = Ethtool()
+    try:
+        features = ethtool.get_features(ifname)
+        for name, enable in wanted.items():
+            feature = features.features.get(name)
+            if feature is not None and feature.available:
+                feature.enable = enable
+        ethtool.set_features(ifname, features)
+        return _offload_state(ethtool, ifname)
+    finally:
+        ethtool.close()
+
+
+def set_features(ifname: str, wanted: dict[str, bool]) -> dict[str, bool]:
+    """Set ethtool features by name (``{"rx-gro": True}``); returns the state read back."""
+    return call_blocking(_set_features, ifname, wanted)
+
+
 def set_offloads_off(ifname: str) -> dict[str, bool]:
     """Switch off checksum, SG, TSO, GSO, GRO and LRO offloads that the device can change.
 

@@ -13,6 +13,7 @@ import threading
 from collections import Counter
 
 from netstack.runtime.afpacket import PacketLink
+from netstack.wire.offload import Offload
 
 MAX_PENDING_FRAMES = 4096  # beyond this the link is not keeping up: drop and count
 
@@ -21,7 +22,8 @@ class BackgroundSender:
     def __init__(self, link: PacketLink, counters: Counter[str]) -> None:
         self.link = link
         self.counters = counters
-        self._queue: queue.SimpleQueue[list[bytes] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[list[bytes] | tuple[list[tuple[bytes, Offload]]] | None] = (
+            queue.SimpleQueue())
         self._pending = 0
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name=f"tx-{id(link):x}", daemon=True)
@@ -36,11 +38,23 @@ class BackgroundSender:
             self._pending += len(frames)
         self._queue.put(frames)
 
+    def submit_offloaded(self, items: list[tuple[bytes, Offload]]) -> None:
+        """Queue frames with offload metadata (one GSO super-frame counts as one frame)."""
+        with self._lock:
+            if self._pending + len(items) > MAX_PENDING_FRAMES:
+                self.counters["tx_dropped_sender_backlog"] += len(items)
+                return
+            self._pending += len(items)
+        self._queue.put((items,))
+
     def _run(self) -> None:
         while True:
             frames = self._queue.get()
             if frames is None:
                 return
+            if isinstance(frames, tuple):
+                self._send_offloaded(frames[0])
+                continue
             # Coalesce what queued up meanwhile into one sendmmsg.
             while len(frames) < 64:
                 try:
@@ -50,8 +64,14 @@ class BackgroundSender:
                 if more is None:
                     self._send(frames)
                     return
+                if isinstance(more, tuple):
+                    self._send(frames)
+                    frames = []
+                    self._send_offloaded(more[0])
+                    continue
                 frames = frames + more
-            self._send(frames)
+            if frames:
+                self._send(frames)
 
     def _send(self, frames: list[bytes]) -> None:
         try:
@@ -62,6 +82,16 @@ class BackgroundSender:
             self.counters["tx_dropped_link_busy"] += len(frames) - sent
         with self._lock:
             self._pending -= len(frames)
+
+    def _send_offloaded(self, items: list[tuple[bytes, Offload]]) -> None:
+        try:
+            sent = self.link.send_offload_batch(items)
+        except OSError:
+            sent = 0
+        if sent < len(items):
+            self.counters["tx_dropped_link_busy"] += len(items) - sent
+        with self._lock:
+            self._pending -= len(items)
 
     def close(self) -> None:
         self._queue.put(None)

@@ -113,6 +113,11 @@ class Encapsulator:
         out[IPV6_HEADER_LEN:total] = inner
         return total
 
+    def header_for(self, inner: bytes | bytearray | memoryview) -> bytes:
+        """The outer header for `inner` with payload length 0, for a GSO super-frame whose
+        segments get their own lengths when they are cut (netstack.wire.offload.segment)."""
+        return _VTF_PLEN.pack(0x60000000 | (_traffic_class(inner) << 20), 0) + self._template[6:]
+
     def encapsulate(self, inner: bytes | bytearray | memoryview) -> bytearray:
         """Allocating convenience form of `encapsulate_into`."""
         out = bytearray(IPV6_HEADER_LEN + len(inner))

@@ -25,6 +25,9 @@ class LinkSection:
     mtu: int = 1500
     # Transmit from a thread of its own (kernel forwarding overlaps with Python on 2+ cores).
     tx_thread: bool = True
+    # Accept the switch port's offloads (PACKET_VNET_HDR): a GRO super-frame of reverse-
+    # tunnelled TCP is detunnelled once and handed back to the kernel to cut (software GSO).
+    offloads: bool = False
 
 
 @dataclass

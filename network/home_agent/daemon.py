@@ -37,6 +37,7 @@ from netstack.wire.icmpv6_types import (
 )
 from netstack.wire.mh import BindingUpdate
 from netstack.wire.mh_codec import build_mobility_packet, decode_mobility_packet
+from netstack.wire.offload import Offload, segment
 from network.home_agent.config import HomeAgentConfig
 from network.home_agent.forwarding import IPPROTO_IPV6, HomeAgentDataPlane
 from network.home_agent.ipsec import FORWARD, MOBILITY, TUNNELLED, HomeAgentSecurity
@@ -67,9 +68,10 @@ class HomeAgentDaemon:
         ifname = config.interface
         if config.link.manage_interface:
             configure_link(ifname, disable_ipv6=True, offloads_off=True)
-        self.link = PacketLink(ifname)
+        self.link = PacketLink(ifname, vnet_hdr=config.link.offloads)
         self.nd = NdHost(self.link.mac, config=NdConfig(is_router=True, slaac=False))
         self.node = LinkNode(self.link, self.nd, self.counters)
+        self.node.keep_super_frame = self._is_reverse_tunnel
         if config.link.tx_thread:
             self.node.use_background_sender()
         policy = HomeAgentPolicy(
@@ -171,10 +173,43 @@ class HomeAgentDaemon:
                 self._intercept(packet, care_of_address, now)
             else:
                 self.counters["rx_ignored_not_for_us"] += 1
+        if self.node.super_frames:
+            self._reverse_tunnel_super_frames(now)
         if self._tx_frames:
             self.node.send_frames(self._tx_frames)
             self._tx_frames = []
         self._after_input(now)
+
+    def _is_reverse_tunnel(self, frame: memoryview) -> bool:
+        """A GRO super-frame of the reverse tunnel (IPv6-in-IPv6 to us), kept whole."""
+        return (
+            len(frame) > 94
+            and frame[12:14] == _ETHERTYPE_IPV6
+            and frame[14 + 6] == IPPROTO_IPV6
+            and frame[14 + 24 : 14 + 40] == self.address.packed
+            and not self.security.esp_tunnel
+        )
+
+    def _reverse_tunnel_super_frames(self, now: float) -> None:
+        """Steps 515-516 once per super-frame: the kernel cuts the inner packets (GSO)."""
+        out: list[tuple[bytes, Offload]] = []
+        for frame, offload in self.node.super_frames:
+            if self.security.refuse_plain_tunnel():
+                continue
+            inner = self.dataplane.detunnel(frame[14:])
+            if inner is None:
+                continue
+            forwarded = bytearray(inner)
+            eth = self.dataplane.frame(b"")
+            if eth is None or IPv6Address(bytes(forwarded[24:40])) in self.home_prefix:
+                # on-link destination or no router yet: the ordinary per-packet path
+                for piece in segment(forwarded, offload.gso_size, l3_offset=0):
+                    self._forward(piece, now)
+                continue
+            forwarded[7] -= 1
+            self.counters["rx_detunnelled_super_frames"] += 1
+            out.append((eth + forwarded, offload.shifted(-40)))
+        self.node.send_offloaded(out)
 
     def _handle_nd(self, packet: memoryview, src_mac: bytes, now: float) -> None:
         result = self.node.parse(packet)

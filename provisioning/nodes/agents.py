@@ -123,10 +123,16 @@ def home_agent_config(state_dir: str, *, refuse_home_address: bool = False) -> d
 
 def write_configs(state_dir: str, *, refuse_home_address: bool = False,
                   translation: TranslationOptions | None = None,
-                  ipsec: IpsecOptions | None = None) -> None:
+                  ipsec: IpsecOptions | None = None, offloads: bool = False) -> None:
+    """Both agents' config files. `offloads`: the agents read their links with
+    PACKET_VNET_HDR, so the bed's veths may keep TSO/GRO (topology.OFFLOAD_ENDS)."""
     for node, tables in ((GUEST, guest_config(state_dir, translation)),
                          (HOME_AGENT_NODE, home_agent_config(state_dir,
                                                              refuse_home_address=refuse_home_address))):
+        if offloads:
+            for section in ("link", "host_link"):
+                if section in tables:
+                    tables[section] = {**tables[section], "offloads": True}
         if ipsec is not None:  # issue 4: [ipsec] and the MTUs that leave room for ESP
             apply_ipsec_config(tables, node, state_dir, ipsec)
         with open(config_path(state_dir, node), "w") as f:

@@ -288,3 +288,119 @@ def test_link_down_is_counted_not_raised(veth: tuple[str, str]) -> None:
         # the same socket works again once the link is back
         assert a.send_batch([frame]) == 1
         assert _drain(b, 1) == [frame]
+
+
+@pytest.fixture
+def tcp_pair() -> Iterator[tuple[str, str]]:
+    """Two namespaces joined by a veth with the kernel's default offloads (TSO, checksum)."""
+    base = f"rt-{os.getpid()}-{next(_counter)}"
+    client, server = f"{base}c", f"{base}s"
+    netns.create(client)
+    netns.create(server)
+    try:
+        with IPRoute(netns=client) as ipr:
+            ipr.link("add", ifname=VETH_A, kind="veth", peer={"ifname": VETH_B, "net_ns_fd": server})
+        for name, ifname, address in ((client, VETH_A, "192.0.2.1"), (server, VETH_B, "192.0.2.2")):
+            with IPRoute(netns=name) as ipr:
+                for link in ("lo", ifname):
+                    ipr.link("set", index=ipr.link_lookup(ifname=link)[0], state="up")
+                ipr.addr("add", index=ipr.link_lookup(ifname=ifname)[0], address=address,
+                         prefixlen=24)
+        yield client, server
+    finally:
+        netns.remove(client)
+        netns.remove(server)
+
+
+def _in_namespace(name: str, make: object) -> object:
+    netns.pushns(name)
+    try:
+        return make()  # type: ignore[operator]
+    finally:
+        netns.popns()
+
+
+def test_vnet_link_sees_gso_super_frames_and_hands_out_wire_frames(
+    tcp_pair: tuple[str, str],
+) -> None:
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.l2 import Ether
+
+    client, server = tcp_pair
+    whole = _in_namespace(server, lambda: PacketLink(VETH_B, vnet_hdr=True))
+    wire = _in_namespace(server, lambda: PacketLink(VETH_B, vnet_hdr=True))
+    listener = _in_namespace(server, lambda: socket.create_server(("192.0.2.2", 5001)))
+    sender = _in_namespace(client, lambda: socket.create_connection(("192.0.2.2", 5001), timeout=5))
+    assert isinstance(whole, PacketLink) and isinstance(wire, PacketLink)
+    assert isinstance(listener, socket.socket) and isinstance(sender, socket.socket)
+    try:
+        peer, _ = listener.accept()
+        data = bytes(range(256)) * 1024  # 256 KiB in one write: TSO super-frames
+        sender.sendall(data)
+        received = b""
+        peer.settimeout(5)
+        while len(received) < len(data):
+            received += peer.recv(65536)
+        assert received == data
+        super_frames = []
+        segments = []
+        end = time.monotonic() + 2
+        while time.monotonic() < end and not (super_frames and segments):
+            select.select([whole, wire], [], [], 0.05)
+            super_frames += [(bytes(f), o) for f, o in whole.recv_batch_offload() if o is not None]
+            segments += [bytes(f) for f in wire.recv_batch()]
+        assert super_frames, "the client's TSO should reach the packet socket as GSO frames"
+        frame, offload = super_frames[0]
+        assert len(frame) > 1514 and offload.is_gso and offload.gso_size <= 1448
+        data_segments = [Ether(s) for s in segments if len(s) > 100 and s[12:14] == b"\x08\x00"]
+        assert data_segments and all(len(s) <= 1514 for s in segments)
+        for parsed in data_segments:  # finished checksums, as on a wire
+            tcp_checksum, ip_checksum = parsed[TCP].chksum, parsed[IP].chksum
+            del parsed[TCP].chksum, parsed[IP].chksum
+            rebuilt = Ether(bytes(parsed))
+            assert (rebuilt[TCP].chksum, rebuilt[IP].chksum) == (tcp_checksum, ip_checksum)
+        assert wire.counters["rx_gso_segmented"] > 0
+        peer.close()
+    finally:
+        sender.close()
+        listener.close()
+        whole.close()
+        wire.close()
+
+
+def test_vnet_link_sends_a_super_frame_the_kernel_cuts(tcp_pair: tuple[str, str]) -> None:
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.l2 import Ether
+
+    from netstack.wire.offload import F_NEEDS_CSUM, GSO_TCPV4, Offload
+
+    client, server = tcp_pair
+    source = _in_namespace(client, lambda: PacketLink(VETH_A, vnet_hdr=True))
+    sink = _in_namespace(server, lambda: PacketLink(VETH_B, vnet_hdr=True))
+    assert isinstance(source, PacketLink) and isinstance(sink, PacketLink)
+    try:
+        payload = bytes(range(200)) * 30  # 6000 octets, 5 segments of 1400
+        packet = bytearray(bytes(Ether(dst=sink.mac, src=source.mac)
+                                 / IP(src="192.0.2.1", dst="192.0.2.2", flags="DF")
+                                 / TCP(sport=7, dport=9, seq=1, flags="A") / payload))
+        # CHECKSUM_PARTIAL: the TCP field holds the pseudo-header sum over the whole length
+        from netstack.wire.checksum import ones_complement_sum
+        pseudo = ones_complement_sum(bytes(packet[26:34]) + struct.pack("!HH", 6, len(packet) - 34))
+        packet[50:52] = struct.pack("!H", pseudo)
+        offload = Offload(F_NEEDS_CSUM, GSO_TCPV4, 54, 1400, 34, 16)
+        assert source.send_offload_batch([(packet, offload)]) == 1
+        got: list[bytes] = []
+        end = time.monotonic() + 2
+        while time.monotonic() < end and len(got) < 5:
+            select.select([sink], [], [], 0.05)
+            got += [bytes(f) for f in sink.recv_batch() if f[23:24] == b"\x06" and f[12:14] == b"\x08\x00"]
+        assert len(got) == 5
+        assert b"".join(bytes(Ether(g)[TCP].payload) for g in got) == payload
+        for g in got:
+            parsed = Ether(g)
+            checksum = parsed[TCP].chksum
+            del parsed[TCP].chksum
+            assert Ether(bytes(parsed))[TCP].chksum == checksum
+    finally:
+        source.close()
+        sink.close()

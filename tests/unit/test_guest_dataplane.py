@@ -277,3 +277,56 @@ def test_link_scope_chatter_of_hoa0_is_ignored_not_dropped(tunnel: bool) -> None
     else:
         assert frames == [] and dp.counters["tx_dropped_no_binding"] == 1
     assert unresolved == []
+
+
+# ------------------------------------------------------------------ GSO super-frames
+
+
+def _tcp_super_frame(size: int) -> bytearray:
+    from scapy.layers.inet import TCP
+
+    return bytearray(bytes(IPv6(src=HOA, dst=CN, tc=0x20) / TCP(sport=1, dport=2, seq=9, flags="PA")
+                           / (bytes(range(256)) * (size // 256))))
+
+
+def test_super_frame_is_tunnelled_once_with_partial_checksums() -> None:
+    from netstack.wire.checksum import pseudo_header_sum
+    from netstack.wire.offload import complete_checksum
+
+    dp = plane()
+    dp.partial_checksums = True
+    packet = _tcp_super_frame(4096)
+    items = dp.tunnel_super_frame(packet, 1400)
+    assert items is not None and len(items) == 3
+    seq = 9
+    for frame, offload in items:
+        assert offload.needs_checksum and not offload.is_gso
+        assert (offload.csum_start, offload.csum_offset) == (14 + 80, 16)
+        assert frame[:14] == ROUTER_MAC + OWN_MAC + b"\x86\xdd"
+        outer = IPv6(bytes(frame[14:]))
+        assert (outer.src, outer.dst, outer.nh, outer.tc) == (COA, HA, 41, 0x20)
+        inner_packet = outer.payload
+        payload = bytes(inner_packet.payload.payload)
+        assert outer.plen == 40 + 20 + len(payload) and inner_packet.plen == 20 + len(payload)
+        assert inner_packet.payload.seq == seq
+        seq += len(payload)
+        tcp_length = 20 + len(payload)
+        assert inner_packet.payload.chksum == pseudo_header_sum(p(HOA), p(CN), tcp_length, 6)
+        finished = bytearray(frame)
+        complete_checksum(finished, offload.csum_start, offload.csum_offset)
+        reference = IPv6(bytes(finished[54:]))
+        received = reference.payload.chksum
+        del reference.payload.chksum
+        assert IPv6(bytes(reference)).payload.chksum == received
+    assert seq == 9 + 4096
+    assert dp.counters["tx_tunnelled"] == 3 and dp.counters["tx_tunnelled_super_frames"] == 1
+
+
+@pytest.mark.parametrize("setup", ["plain link", "no tunnel", "no next hop", "foreign source"])
+def test_super_frame_falls_back_to_the_per_packet_path(setup: str) -> None:
+    dp = plane(tunnel=setup != "no tunnel", next_hop=setup != "no next hop")
+    dp.partial_checksums = setup != "plain link"
+    packet = _tcp_super_frame(4096)
+    if setup == "foreign source":
+        packet[8:24] = p(CN)
+    assert dp.tunnel_super_frame(packet, 1400) is None

@@ -21,6 +21,7 @@ from guest_agent.host_link import HostLink
 from netstack.wire.icmpv6 import decode_icmpv6_packet
 from netstack.wire.icmpv6_types import NeighborAdvertisement, TargetLinkLayerAddress
 from netstack.wire.ipv6 import parse_ipv6_packet
+from netstack.wire.offload import F_NEEDS_CSUM, GSO_TCPV4, GSO_TCPV6, Offload
 
 OUR_MAC = "02:00:00:00:0f:01"
 HOST_MAC = "02:00:00:00:0f:99"
@@ -45,6 +46,7 @@ class FakePacketLink:
         self.inbox: list[bytes] = []
         self.sent: list[bytes] = []
         self.batches: list[list[bytes]] = []
+        self.offloads: dict[bytes, Offload] = {}  # frames in the inbox that are super-frames
 
     def fileno(self) -> int:
         return 42
@@ -52,6 +54,10 @@ class FakePacketLink:
     def recv_batch(self, max: int = 64) -> list[memoryview]:  # noqa: A002 - PacketLink's name
         frames, self.inbox = self.inbox[:max], self.inbox[max:]
         return [memoryview(bytearray(f)) for f in frames]
+
+    def recv_batch_offload(self, max: int = 64) -> list[tuple[memoryview, Offload | None]]:  # noqa: A002
+        frames = self.recv_batch(max)
+        return [(f, self.offloads.pop(bytes(f), None)) for f in frames]
 
     def send(self, frame: bytes) -> None:
         self.sent.append(bytes(frame))
@@ -338,3 +344,24 @@ def test_as_dict_and_fileno() -> None:
     }
     receive(link, fake, ipv4_frame())
     assert link.as_dict()["host_mac"] == HOST_MAC
+
+
+def test_host_super_frames_are_kept_whole_or_cut() -> None:
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.inet6 import IPv6
+    from scapy.layers.l2 import Ether
+
+    link, fake = make()
+    payload = bytes(3000)
+    tso4 = bytes(Ether(src=HOST_MAC, dst=OUR_MAC) / IP(src=HOME4, dst="198.18.0.9")
+                 / TCP(dport=80) / payload)
+    tso6 = bytes(Ether(src=HOST_MAC, dst=OUR_MAC) / IPv6(src=HOA, dst="2001:db8:8::1")
+                 / TCP(dport=80) / payload)
+    fake.inbox += [tso4, tso6]
+    fake.offloads[tso4] = Offload(F_NEEDS_CSUM, GSO_TCPV4, 54, 1400, 34, 16)
+    fake.offloads[tso6] = Offload(F_NEEDS_CSUM, GSO_TCPV6, 74, 1400, 54, 16)
+    ipv4, ipv6 = link.receive()
+    assert ipv4 == []
+    assert [(bytes(p), o.gso_size) for p, o in link.ipv4_super_frames] == [(tso4[14:], 1400)]
+    # IPv6 of the home address (E2) has no fast path: cut into wire-sized packets here
+    assert [len(p) for p in ipv6] == [40 + 20 + 1400, 40 + 20 + 1400, 40 + 20 + 200]

@@ -227,3 +227,60 @@ def test_router_icmpv6_error_comes_from_the_gateway_without_using_the_pool() -> 
     assert IP(to_host[0]).src == GATEWAY4
     assert IP(to_host[0])[ICMP].type == 3
     assert xlat.table.pool.in_use == before
+
+
+# ------------------------------------------------------------------ GSO super-frames (TSO)
+
+
+def _tso_super_frame(payload: bytes, *, flags: str = "PA") -> bytes:
+    from scapy.layers.inet import TCP
+
+    packet = bytearray(bytes(IP(src=HOME4, dst=STATIC4, ttl=64, id=100, flags="DF")
+                             / TCP(sport=40000, dport=80, seq=10, ack=20, flags=flags) / payload))
+    packet[36:38] = b"\x12\x34"  # CHECKSUM_PARTIAL: whatever the field holds is not used
+    return bytes(packet)
+
+
+def test_super_frame_is_translated_once_and_equals_the_per_segment_path() -> None:
+    from scapy.layers.inet import TCP
+
+    from netstack.wire.offload import F_NEEDS_CSUM, GSO_TCPV4, Offload, segment
+
+    payload = bytes(range(256)) * 20  # 5120 octets -> 4 segments of at most 1400
+    offload = Offload(F_NEEDS_CSUM, GSO_TCPV4, 14 + 40, 1400, 14 + 20, 16)
+    fast = make()
+    whole, none, errors = fast.outbound_super_frame(
+        memoryview(_tso_super_frame(payload)), offload, 0.0)
+    assert errors == [] and none == [] and whole is not None
+    segments = segment(whole, 1400, l3_offset=0)
+    # Reference: the kernel's cut (finished checksums), each translated on its own.
+    slow = make()
+    expected = []
+    for piece in segment(_tso_super_frame(payload), 1400, l3_offset=0):
+        out, failed = slow.outbound(memoryview(piece), 0.0)
+        assert failed == []
+        expected.extend(out)
+    assert [bytes(s) for s in segments] == [bytes(e) for e in expected]
+    assert len(segments) == 4
+    assert fast.counters["xlat_4to6"] == 4 == slow.counters["xlat_4to6"]
+    assert fast.counters["xlat_4to6_super_frames"] == 1
+    for got in segments:  # valid TCP checksums over the IPv6 pseudo-header
+        parsed = IPv6(bytes(got))
+        checksum = parsed[TCP].chksum
+        del parsed[TCP].chksum
+        assert IPv6(bytes(parsed))[TCP].chksum == checksum
+    assert IPv6(bytes(segments[-1]))[TCP].flags == "PA"
+    assert IPv6(bytes(segments[0]))[TCP].flags == "A"
+
+
+def test_super_frame_to_an_unmapped_pool_address_takes_the_per_segment_path() -> None:
+    from netstack.wire.offload import F_NEEDS_CSUM, GSO_TCPV4, Offload
+
+    packet = bytearray(_tso_super_frame(bytes(3000)))
+    packet[16:20] = a4("198.18.0.5")  # in the pool, never allocated: refused with ICMP
+    xlat = make()
+    offload = Offload(F_NEEDS_CSUM, GSO_TCPV4, 54, 1400, 34, 16)
+    whole, segments, errors = xlat.outbound_super_frame(memoryview(packet), offload, 0.0)
+    assert whole is None and segments == []
+    assert len(errors) == 3  # one admin-prohibited per segment, as without offloads
+    assert xlat.counters["xlat_dropped_unmapped_destination"] == 3
