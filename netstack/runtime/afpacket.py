@@ -9,23 +9,51 @@ system call instead of one, which roughly doubles packets per second in Python.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import fcntl
 import socket
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
+from netstack.runtime._mmsg import (
+    DEFAULT_BATCH,
+)
+from netstack.runtime._mmsg import (
+    FLAGS_LEN as _FLAGS_LEN,
+)
+from netstack.runtime._mmsg import (
+    FLAGS_OFFSET as _FLAGS_OFFSET,
+)
+from netstack.runtime._mmsg import (
+    MMSG_SIZE as _MMSG_SIZE,
+)
+from netstack.runtime._mmsg import (
+    NAMELEN_OFFSET as _NAMELEN_OFFSET,
+)
+from netstack.runtime._mmsg import (
+    SOCKADDR_LL_SIZE as _SOCKADDR_LL_SIZE,
+)
+from netstack.runtime._mmsg import (
+    U32 as _U32,
+)
+from netstack.runtime._mmsg import (
+    IoVec as _IoVec,
+)
+from netstack.runtime._mmsg import (
+    MMsgHdr as _MMsgHdr,
+)
+from netstack.runtime._mmsg import (
+    SockaddrLL as _SockaddrLL,
+)
+from netstack.runtime._mmsg import (
+    TxIoVec as _TxIoVec,
+)
+from netstack.runtime._mmsg import recvmmsg as _recvmmsg
+from netstack.runtime._mmsg import sendmmsg as _sendmmsg
+from netstack.runtime.afpacket_offload import OffloadIo
 from netstack.wire.offload import (
-    F_NEEDS_CSUM,
-    GSO_ECN,
     VNET_HDR_LEN,
     ZERO_VNET_HDR,
-    Offload,
-    SegmentationError,
-    complete_checksum,
-    parse_vnet_header,
-    segment,
 )
 
 ETH_P_ALL = 0x0003
@@ -44,73 +72,10 @@ DEFAULT_FRAME_BUFFER = 2048  # enough for a 1500-byte MTU frame once GRO/TSO are
 DEFAULT_SOCKET_BUFFER = 4 * 1024 * 1024
 # With PACKET_VNET_HDR a frame can be a 64 KB GSO super-frame (gso_max_size 65536 + Ethernet)
 GSO_FRAME_BUFFER = 65536 + 14 + VNET_HDR_LEN + 32
-DEFAULT_BATCH = 64
 
 # Errors that mean "this frame cannot go out now": drop it, count it, carry on.
 _TX_CONGESTED = (errno.EAGAIN, errno.ENOBUFS)
 _LINK_GONE = (errno.ENETDOWN, errno.ENXIO, errno.ENODEV)
-
-
-class _IoVec(ctypes.Structure):
-    _fields_ = [("iov_base", ctypes.c_void_p), ("iov_len", ctypes.c_size_t)]
-
-
-class _TxIoVec(ctypes.Structure):
-    # c_char_p lets us store a bytes object directly (pointer to its buffer, no copy) or an
-    # integer address for writable buffers; ctypes keeps the bytes object alive meanwhile.
-    _fields_ = [("iov_base", ctypes.c_char_p), ("iov_len", ctypes.c_size_t)]
-
-
-class _SockaddrLL(ctypes.Structure):
-    _fields_ = [
-        ("sll_family", ctypes.c_ushort),
-        ("sll_protocol", ctypes.c_ushort),
-        ("sll_ifindex", ctypes.c_int),
-        ("sll_hatype", ctypes.c_ushort),
-        ("sll_pkttype", ctypes.c_ubyte),
-        ("sll_halen", ctypes.c_ubyte),
-        ("sll_addr", ctypes.c_ubyte * 8),
-    ]
-
-
-class _MsgHdr(ctypes.Structure):
-    _fields_ = [
-        ("msg_name", ctypes.c_void_p),
-        ("msg_namelen", ctypes.c_uint32),
-        ("msg_iov", ctypes.c_void_p),
-        ("msg_iovlen", ctypes.c_size_t),
-        ("msg_control", ctypes.c_void_p),
-        ("msg_controllen", ctypes.c_size_t),
-        ("msg_flags", ctypes.c_int),
-    ]
-
-
-class _MMsgHdr(ctypes.Structure):
-    _fields_ = [("msg_hdr", _MsgHdr), ("msg_len", ctypes.c_uint)]
-
-
-_MMSG_SIZE = ctypes.sizeof(_MMsgHdr)
-_NAMELEN_OFFSET = _MsgHdr.msg_namelen.offset
-_FLAGS_OFFSET = _MsgHdr.msg_flags.offset
-_SOCKADDR_LL_SIZE = ctypes.sizeof(_SockaddrLL)
-_U32 = struct.Struct("=I")
-# msg_hdr.msg_flags (int) then, after padding, mmsghdr.msg_len (unsigned int)
-_FLAGS_LEN = struct.Struct(f"=i{_MMsgHdr.msg_len.offset - _FLAGS_OFFSET - 4}xI")
-
-
-def _load_libc() -> ctypes.CDLL:
-    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-
-
-_libc = _load_libc()
-_recvmmsg = getattr(_libc, "recvmmsg", None)
-_sendmmsg = getattr(_libc, "sendmmsg", None)
-if _recvmmsg is not None:
-    _recvmmsg.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_int, ctypes.c_void_p]
-    _recvmmsg.restype = ctypes.c_int
-if _sendmmsg is not None:
-    _sendmmsg.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_int]
-    _sendmmsg.restype = ctypes.c_int
 
 
 def _ifreq(ifname: str) -> bytes:
@@ -136,7 +101,7 @@ def _set_buffer(sock: socket.socket, force_opt: int, plain_opt: int, size: int) 
         sock.setsockopt(socket.SOL_SOCKET, plain_opt, size)
 
 
-class PacketLink:
+class PacketLink(OffloadIo):
     """Raw Ethernet endpoint bound to one interface (AF_PACKET, SOCK_RAW, ETH_P_ALL).
 
     Non-blocking: register ``fileno()`` with the event loop and drain with ``recv_batch``.
@@ -288,69 +253,6 @@ class PacketLink:
         self.counters["rx_packets"] += len(frames)
         return frames
 
-    def recv_batch_offload(
-        self, max_packets: int = DEFAULT_BATCH
-    ) -> list[tuple[memoryview, Offload | None]]:
-        """Like ``recv_batch``, but GSO super-frames stay whole, with their offload metadata.
-
-        Only for a socket opened with ``vnet_hdr``; every other frame comes with None and a
-        finished checksum. A super-frame's transport checksum is still partial.
-        """
-        if not self.vnet_hdr:
-            return [(frame, None) for frame in self.recv_batch(max_packets)]
-        return self._recv_vnet(max_packets, keep_gso=True)
-
-    def _recv_vnet(
-        self, max_packets: int, *, keep_gso: bool
-    ) -> list[tuple[memoryview, Offload | None]]:
-        count = min(max_packets, self.batch)
-        meta = self._rx_meta
-        if self._filter_outgoing:
-            for i in range(count):
-                _U32.pack_into(meta, i * _MMSG_SIZE + _NAMELEN_OFFSET, _SOCKADDR_LL_SIZE)
-        received = _recvmmsg(self._fd, self._rx_hdrs, count, MSG_DONTWAIT, None) if _recvmmsg else -1
-        if received < 0:
-            if _recvmmsg is not None:
-                self._receive_error(ctypes.get_errno())
-            return []
-        out: list[tuple[memoryview, Offload | None]] = []
-        size = self.frame_buffer
-        view = self._rx_view
-        counters = self.counters
-        for i in range(received):
-            flags, length = _FLAGS_LEN.unpack_from(meta, i * _MMSG_SIZE + _FLAGS_OFFSET)
-            if flags & MSG_TRUNC or length < VNET_HDR_LEN:
-                counters["rx_truncated"] += 1
-                continue
-            if self._filter_outgoing and self._rx_names[i].sll_pkttype == PACKET_OUTGOING:
-                continue
-            start = i * size
-            frame = view[start + VNET_HDR_LEN : start + length]
-            vflags, gso_type, hdr_len, gso_size, csum_start, csum_offset = parse_vnet_header(
-                view[start : start + VNET_HDR_LEN])
-            if gso_type & ~GSO_ECN:
-                counters["rx_gso_frames"] += 1
-                offload = Offload(vflags, gso_type, hdr_len, gso_size, csum_start, csum_offset)
-                if keep_gso:
-                    out.append((frame, offload))
-                    continue
-                try:
-                    pieces = segment(frame, gso_size)
-                except SegmentationError:
-                    counters["rx_gso_dropped"] += 1
-                    continue
-                counters["rx_gso_segmented"] += len(pieces)
-                out.extend((memoryview(piece), None) for piece in pieces)
-                continue
-            if vflags & F_NEEDS_CSUM:
-                if not complete_checksum(frame, csum_start, csum_offset):
-                    counters["rx_gso_dropped"] += 1
-                    continue
-                counters["rx_checksum_completed"] += 1
-            out.append((frame, None))
-        counters["rx_packets"] += len(out)
-        return out
-
     def recv_one(self) -> memoryview | None:
         """One waiting frame or None (fallback path, one system call per frame).
 
@@ -431,32 +333,6 @@ class PacketLink:
                 self.counters["tx_dropped"] += len(pending) - start - len(chunk)
                 break
         self.counters["tx_packets"] += sent_total
-        return sent_total
-
-    def send_offload_batch(
-        self, items: Sequence[tuple[bytes | bytearray | memoryview, Offload | None]]
-    ) -> int:
-        """Frames with their offload metadata (a socket opened with ``vnet_hdr``).
-
-        A GSO super-frame is cut by the kernel on the way out (software GSO); a frame with a
-        partial checksum is finished by the kernel or the peer. Returns how many went out.
-        """
-        if not self.vnet_hdr:
-            raise ValueError(f"{self.ifname}: offload metadata needs a vnet_hdr socket")
-        sent_total = 0
-        pending = [(f, o) for f, o in items if len(f)]
-        for start in range(0, len(pending), self.batch):
-            chunk = pending[start : start + self.batch]
-            packed: dict[Offload, bytes] = {}  # most frames of a batch share one header
-            headers = [ZERO_VNET_HDR if o is None else packed.get(o) or packed.setdefault(o, o.pack())
-                       for _f, o in chunk]
-            sent, link_gone = self._send_chunk([f for f, _o in chunk], headers)
-            sent_total += sent
-            if link_gone:
-                self.counters["tx_dropped"] += len(pending) - start - len(chunk)
-                break
-        self.counters["tx_packets"] += sent_total
-        self.counters["tx_gso_frames"] += sum(1 for _f, o in pending if o is not None and o.is_gso)
         return sent_total
 
     def _send_chunk(

@@ -10,7 +10,7 @@ import struct
 
 import pytest
 
-from netstack.runtime import afpacket, linkconfig
+from netstack.runtime import _mmsg, afpacket, linkconfig
 from netstack.runtime._blocking import call_blocking
 from netstack.runtime.control import to_jsonable
 from netstack.runtime.tun import TunDevice
@@ -19,18 +19,18 @@ from netstack.runtime.tun import TunDevice
 def test_ctypes_layouts_match_linux_abi() -> None:
     # <linux/socket.h>, <linux/if_packet.h> on LP64: a wrong size would corrupt the kernel's
     # view of every batch.
-    assert ctypes.sizeof(afpacket._IoVec) == 16
-    assert ctypes.sizeof(afpacket._MsgHdr) == 56
-    assert ctypes.sizeof(afpacket._MMsgHdr) == 64
-    assert afpacket._MMsgHdr.msg_len.offset == 56
-    assert ctypes.sizeof(afpacket._SockaddrLL) == 20
-    assert afpacket._SockaddrLL.sll_pkttype.offset == 10
-    assert afpacket._FLAGS_LEN.size == 12
+    assert ctypes.sizeof(_mmsg.IoVec) == 16
+    assert ctypes.sizeof(_mmsg.MsgHdr) == 56
+    assert ctypes.sizeof(_mmsg.MMsgHdr) == 64
+    assert _mmsg.MMsgHdr.msg_len.offset == 56
+    assert ctypes.sizeof(_mmsg.SockaddrLL) == 20
+    assert _mmsg.SockaddrLL.sll_pkttype.offset == 10
+    assert _mmsg.FLAGS_LEN.size == 12
 
 
 def test_batch_syscalls_are_available() -> None:
-    assert afpacket._recvmmsg is not None
-    assert afpacket._sendmmsg is not None
+    assert _mmsg.recvmmsg is not None
+    assert _mmsg.sendmmsg is not None
 
 
 @pytest.mark.parametrize("kwargs", [{"frame_buffer": 10}, {"batch": 0}])
