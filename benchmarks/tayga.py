@@ -34,6 +34,7 @@ from benchmarks.testbed import (
     tcp_measurement,
     udp_measurement,
 )
+from provisioning.offloads import enable_gro
 
 TAYGA = "/usr/sbin/tayga"
 NS_CLIENT, NS_TAYGA, NS_SERVER = "bt-a", "bt-t", "bt-b"
@@ -126,6 +127,9 @@ def build_links() -> None:
     _namespace_base(NS_SERVER, router=False)
     _veth(NS_CLIENT, "a0", NS_TAYGA, "t-a", V4_MTU)
     _veth(NS_TAYGA, "t-b", NS_SERVER, "b0", 1500)
+    # The same receive offloads as the guest's host link in the test bed (GRO, UDP included),
+    # so both forwarders get the client's traffic under the same link settings.
+    enable_gro(NS_TAYGA, "t-a")
     _address(NS_CLIENT, "a0", CLIENT_V4, V4_LINK_LEN)
     _address(NS_TAYGA, "t-a", ROUTER_V4, V4_LINK_LEN)
     _address(NS_TAYGA, "t-b", ROUTER_V6, 64)

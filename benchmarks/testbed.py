@@ -240,15 +240,24 @@ def measure_ipv4(prefix: str, duration: int, label: str = ""
         prefix, server4, udp=True, duration=duration, reverse=False), via))
     elapsed = time.monotonic() - started - 1.0  # _attempt sleeps 1 s after the run
     after = _guest_counters(prefix)
-    translated = after.get("xlat_4to6", 0) - before.get("xlat_4to6", 0)
+
+    def delta(key: str) -> int:
+        return after.get(key, 0) - before.get(key, 0)
+
+    translated = delta("xlat_4to6")
+    # What left the guest: translated minus what its sender could not hand to the kernel.
+    sent = translated - delta("tx_dropped_sender_backlog") - delta("tx_dropped_link_busy")
     if translated > 0:
-        # What the guest alone translated and encapsulated under that load (its own counters),
-        # whatever the HA and the routers behind it could forward.
-        pps = translated / min(elapsed, duration + 0.5)
+        # What the guest alone translated, encapsulated and sent under that load (its own
+        # counters), whatever the HA and the routers behind it could forward.
+        seconds = min(elapsed, duration + 0.5)
+        pps = max(sent, 0) / seconds
         results.append(Measurement(
             group="testbed", name=f"guest translate+encapsulate{label} (agent counters)",
-            pps=pps, mbit_s=pps * SMALL_PAYLOAD * 8 / 1e6, packets=translated,
-            detail={"payload": SMALL_PAYLOAD, "via": "host IPv4 -> guest agent eth0"}))
+            pps=pps, mbit_s=pps * SMALL_PAYLOAD * 8 / 1e6, packets=max(sent, 0),
+            detail={"payload": SMALL_PAYLOAD, "via": "host IPv4 -> guest agent eth0",
+                    "translated_pps": round(translated / seconds),
+                    "super_frames": delta("xlat_4to6_super_frames")}))
     name2 = f"TCP host(IPv4)->CN{label}"
     _attempt(results, skipped, name2, lambda: tcp_measurement("testbed", name2, iperf3_from_host(
         prefix, server4, udp=False, duration=duration, reverse=False), via))

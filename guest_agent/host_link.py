@@ -111,7 +111,11 @@ class HostLink:
 
     def _super_frame(self, frame: memoryview, offload: Offload, ipv4: list[memoryview],
                      ipv6: list[memoryview]) -> None:
-        if frame[12:14] == _ETH_IPV4 and frame[14 + 12 : 14 + 16] == self.home_ipv4:
+        if (
+            frame[12:14] == _ETH_IPV4
+            and frame[14 + 12 : 14 + 16] == self.home_ipv4
+            and frame[14 + 16 : 14 + 20] != self.gateway_ipv4  # DNS and ping: per packet
+        ):
             self.ipv4_super_frames.append((frame[14:], offload))
             return
         try:

@@ -58,7 +58,9 @@ class HostSide:
         xlat = config.translation
         hoa = config.mobility.home_address
         if host.manage_interface:
-            configure_link(host.interface, disable_ipv6=True, offloads_off=True)
+            # With offloads the link's features are the administrator's (e.g. GRO for the
+            # host's UDP, set by the test bed); the socket then reads offload metadata.
+            configure_link(host.interface, disable_ipv6=True, offloads_off=not host.offloads)
         self.link = HostLink(
             PacketLink(host.interface, vnet_hdr=host.offloads),
             pool=xlat.pool,

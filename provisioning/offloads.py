@@ -28,7 +28,11 @@ GRO_FLUSH_TIMEOUT_NS = 20_000
 
 
 def enable_gro(namespace: str, ifname: str) -> None:
-    """GRO on the receiving side of `ifname` (a veth end) with a short flush timeout."""
+    """GRO on the receiving side of `ifname` (a veth end) with a short flush timeout.
+
+    UDP is coalesced too (rx-udp-gro-forwarding): datagrams of one flow and size that are
+    not for a local socket become one UDP GSO frame.
+    """
     with netns.inside(namespace):
-        linkconfig.set_features(ifname, {"rx-gro": True})
+        linkconfig.set_features(ifname, {"rx-gro": True, "rx-udp-gro-forwarding": True})
     netns.write_sysfs(namespace, f"class/net/{ifname}/gro_flush_timeout", GRO_FLUSH_TIMEOUT_NS)

@@ -153,6 +153,10 @@ def _build_links(prefix: str, skip_node: str | None = None) -> None:
         _create_veth(ns_a, link.ifname_a, ns_b, link.ifname_b,
                      (_keeps_offloads(lite, link.node_a, link.ifname_a),
                       _keeps_offloads(lite, link.node_b, link.ifname_b)))
+        for node, ns, ifname in ((link.node_a, ns_a, link.ifname_a),
+                                 (link.node_b, ns_b, link.ifname_b)):
+            if lite and (node, ifname) in GRO_ENDS:
+                enable_gro(ns, ifname)
         for ns, ifname, address in ((ns_a, link.ifname_a, link.address_a),
                                     (ns_b, link.ifname_b, link.address_b)):
             if address:

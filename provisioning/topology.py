@@ -121,7 +121,9 @@ OFFLOAD_ENDS = frozenset({
     ("ar-a", "eth0"), ("ar-a", "eth1"), ("ar-b", "eth0"), ("ar-b", "eth1"),
     ("core", "eth0"), ("core", "eth1"), ("core", "eth2"),
 })
-GRO_ENDS = frozenset({(SWITCH, GUEST_SWITCH_PORT)})
+# GRO at the guest's switch port (what the guest sends) and on the guest's host link (what
+# the host's applications send: TCP arrives as TSO super-frames anyway, UDP is coalesced).
+GRO_ENDS = frozenset({(SWITCH, GUEST_SWITCH_PORT), ("guest", "eth1")})
 
 # The interface radvd advertises on, per router node.
 RADVD_INTERFACES = {"ar-a": ("eth0", VISITED_A), "ar-b": ("eth0", VISITED_B),
