@@ -365,3 +365,16 @@ def test_host_super_frames_are_kept_whole_or_cut() -> None:
     assert [(bytes(p), o.gso_size) for p, o in link.ipv4_super_frames] == [(tso4[14:], 1400)]
     # IPv6 of the home address (E2) has no fast path: cut into wire-sized packets here
     assert [len(p) for p in ipv6] == [40 + 20 + 1400, 40 + 20 + 1400, 40 + 20 + 200]
+
+
+def test_super_frames_to_the_gateway_are_cut_for_the_agent_itself() -> None:
+    from netstack.wire.offload import GSO_UDP_L4
+
+    link, fake = make()
+    dns = bytes(Ether(src=HOST_MAC, dst=OUR_MAC) / IP(src=HOME4, dst=GATEWAY4)
+                / UDP(sport=5353, dport=53) / bytes(300))
+    fake.inbox.append(dns)
+    fake.offloads[dns] = Offload(F_NEEDS_CSUM, GSO_UDP_L4, 42, 100, 34, 6)
+    ipv4, ipv6 = link.receive()
+    assert link.ipv4_super_frames == [] and ipv6 == []
+    assert [len(p) for p in ipv4] == [128, 128, 128]  # three datagrams of 100 octets
