@@ -48,7 +48,8 @@ from netstack.mobility.events import (
     MobileNodeEvent,
     ReturnedHome,
 )
-from netstack.mobility.messages import OutgoingMobilityMessage
+from netstack.mobility.messages import OutgoingMobilityMessage, home_registration
+from netstack.mobility.rate_limit import UpdateRateLimiter
 from netstack.mobility.sequence import random_initial_sequence, seq_next
 from netstack.wire.mh import (
     BindingAck,
@@ -57,8 +58,6 @@ from netstack.wire.mh import (
     BindingErrorStatus,
     BindingRefreshAdvice,
     BindingRefreshRequest,
-    BindingUpdate,
-    MobileNetworkPrefix,
 )
 
 __all__ = ["MobileNode", "ProtocolError"]
@@ -100,7 +99,8 @@ class MobileNode:
         self.attached = False
         self._rng = rng if rng is not None else random.Random()
         self._last_sequence: dict[IPv6Address, int] = {}
-        self._send_log: dict[IPv6Address, deque[float]] = {}
+        self._rate_limit = UpdateRateLimiter(self.timers.max_update_rate,
+                                             self.timers.update_rate_window)
         self._outgoing: list[OutgoingMobilityMessage] = []
         self._events: deque[MobileNodeEvent] = deque()
 
@@ -315,13 +315,10 @@ class MobileNode:
         if not self.attached or self.care_of_address is None:
             entry.next_send_at = None
             return
-        log = self._send_log.setdefault(entry.destination, deque())
-        while log and log[0] <= now - self.timers.update_rate_window:
-            log.popleft()
-        if len(log) >= self.timers.max_update_rate:
-            # RFC 6275 11.8: at most MAX_UPDATE_RATE BUs a second; defer, do not drop.
+        deferred_to = self._rate_limit.defer_until(entry.destination, now)
+        if deferred_to is not None:
             self._count("bu_rate_limited")
-            entry.next_send_at = log[0] + self.timers.update_rate_window
+            entry.next_send_at = deferred_to
             return
         deregistering = entry.state is BindingState.DEREGISTERING
         if deregistering:
@@ -333,26 +330,10 @@ class MobileNode:
                 entry.next_send_at = None
                 return
         sequence = self._next_sequence(entry.destination)
-        options: tuple = ()
-        if self.mobile_network_prefixes and not deregistering:
-            options = tuple(MobileNetworkPrefix(p) for p in self.mobile_network_prefixes)
-        message = BindingUpdate(
-            sequence=sequence,
-            lifetime=lifetime,
-            ack=True,
-            home_registration=True,
-            mobile_router=bool(self.mobile_network_prefixes),
-            options=options,
-        )
-        if deregistering:
-            # RFC 6275 11.5.4: from the home address, no Home Address option needed.
-            out = OutgoingMobilityMessage(self.home_address, entry.destination, message)
-        else:
-            out = OutgoingMobilityMessage(
-                self.care_of_address, entry.destination, message, home_address=self.home_address
-            )
-        self._outgoing.append(out)
-        log.append(now)
+        self._outgoing.append(home_registration(
+            sequence, lifetime, self.home_address, self.care_of_address, entry.destination,
+            mobile_network_prefixes=self.mobile_network_prefixes, deregistering=deregistering))
+        self._rate_limit.record(entry.destination, now)
         self._count("bu_sent")
         entry.sequence = sequence
         entry.requested_lifetime = lifetime

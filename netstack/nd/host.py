@@ -26,10 +26,10 @@ from netstack.nd.constants import IPV6_MIN_MTU, MAX_RANDOM_FACTOR, MIN_RANDOM_FA
 from netstack.nd.events import (
     AddressExpired,
     MapDiscovered,
-    MovementDetected,
     NdEvent,
     RouterChanged,
 )
+from netstack.nd.movement import MovementDetection
 from netstack.nd.neighbor_cache import (
     NeighborCache,
     NeighborState,
@@ -60,7 +60,7 @@ UNSPECIFIED = IPv6Address("::")
 
 
 
-class NdHost(AddressAutoconfiguration, NeighborResolution):
+class NdHost(AddressAutoconfiguration, NeighborResolution, MovementDetection):
     """Neighbor Discovery for one link the node owns (one MAC)."""
 
     def __init__(
@@ -369,31 +369,6 @@ class NdHost(AddressAutoconfiguration, NeighborResolution):
             if isinstance(option, MapOption) and self._maps.get(option.map_address) != option:
                 self._maps[option.map_address] = option
                 self._events.append(MapDiscovered(option, src))
-
-    def _is_movement(self, advertised: tuple[IPv6Network, ...]) -> bool:
-        """RFC 6275 11.5.1: an RA that advertises prefixes none of which is our care-of
-        address's prefix means we are on another link. An RA without prefixes (or from a
-        second router that also advertises our prefix) proves nothing."""
-        if self.care_of_address is None or not advertised:
-            return False
-        return not any(self.care_of_address in prefix for prefix in advertised)
-
-    def _handle_movement(
-        self, advertised: tuple[IPv6Network, ...], router: IPv6Address, now: float
-    ) -> None:
-        self._count("movement_detected")
-        self._events.append(MovementDetected(advertised, router))
-        # Everything learned on the old link is now wrong: its routers, on-link prefixes,
-        # neighbours, MAPs and the addresses formed from its prefixes.
-        self.default_routers.flush_learned()
-        self.prefixes.flush_learned()
-        self.neighbors.flush()
-        self._maps.clear()
-        for entry in list(self.addresses.values()):
-            if entry.origin is AddressOrigin.SLAAC and entry.prefix not in advertised:
-                del self.addresses[entry.address]
-                self._events.append(AddressExpired(entry.address))
-        self.care_of_address = None
 
     # ================================================================ timers
 
