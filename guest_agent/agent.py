@@ -44,7 +44,7 @@ from netstack.runtime.sa_state import SaStatePersister
 from netstack.runtime.tun import TunDevice
 from netstack.wire.errors import ParseError
 from netstack.wire.mh import BindingAck, BindingError, BindingRefreshRequest
-from netstack.wire.mh_codec import build_mobility_packet, decode_mobility_packet
+from netstack.wire.mh_codec import decode_mobility_packet
 
 log = logging.getLogger("guest_agent")
 
@@ -298,17 +298,9 @@ class GuestAgent:
                 self._on_mobility_event(event, now)
             for message in self.mobile_node.messages_to_send():
                 progressed = True
-                packet = build_mobility_packet(
-                    message.src,
-                    message.dst,
-                    message.message,
-                    home_address=message.home_address,
-                    routing_type2=message.routing_type2,
-                )
-                protected = self.security.protect_signalling(packet, now)
-                if protected is None:
+                packet = self.security.seal_mobility_message(message, now)
+                if packet is None:
                     continue  # dropped by the SPD, counted by the processor
-                packet = protected
                 self.counters["tx_mobility_messages"] += 1
                 self.node.send_packet(packet, message.dst, now)
             if not progressed:

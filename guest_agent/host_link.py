@@ -22,7 +22,7 @@ from netstack.wire.icmpv6_types import (
     TargetLinkLayerAddress,
 )
 from netstack.wire.ipv6 import parse_ipv6_packet
-from netstack.wire.offload import Offload, SegmentationError, segment
+from netstack.wire.offload import Offload
 
 _ETH_IPV4 = b"\x08\x00"
 _ETH_IPV6 = b"\x86\xdd"
@@ -69,16 +69,16 @@ class HostLink:
         """Drain the socket: answer ARP/ND; return (IPv4 packets, IPv6 packets of the HoA).
 
         IPv4 GSO super-frames (the host's TSO, on an offload-aware link) are left whole in
-        ``ipv4_super_frames`` for translation once per super-frame; other super-frames are
-        cut into wire-sized packets here.
+        ``ipv4_super_frames`` for translation once per super-frame; the link cuts other
+        super-frames into wire-sized packets.
         """
         ipv4: list[memoryview] = []
         ipv6: list[memoryview] = []
         replies: list[bytes] = []
         self.ipv4_super_frames = []
-        for frame, offload in self.link.recv_batch_offload():
+        for frame, offload in self.link.recv_batch_offload(keep=self._translated_whole):
             if offload is not None:
-                self._super_frame(frame, offload, ipv4, ipv6)
+                self.ipv4_super_frames.append((frame[14:], offload))
                 continue
             if len(frame) < 34:
                 self.counters["host_rx_dropped_runt"] += 1
@@ -109,29 +109,14 @@ class HostLink:
             self.link.send_batch(replies)
         return ipv4, ipv6
 
-    def _super_frame(self, frame: memoryview, offload: Offload, ipv4: list[memoryview],
-                     ipv6: list[memoryview]) -> None:
-        if (
+    def _translated_whole(self, frame: memoryview) -> bool:
+        """IPv4 super-frames of the home address's IPv4 for a correspondent (not for the
+        agent itself: DNS and ping go per packet); the link cuts every other one."""
+        return (
             frame[12:14] == _ETH_IPV4
             and frame[14 + 12 : 14 + 16] == self.home_ipv4
-            and frame[14 + 16 : 14 + 20] != self.gateway_ipv4  # DNS and ping: per packet
-        ):
-            self.ipv4_super_frames.append((frame[14:], offload))
-            return
-        try:
-            pieces = segment(frame, offload.gso_size)
-        except SegmentationError:
-            self.counters["host_rx_dropped_gso_unsupported"] += 1
-            return
-        ethertype = frame[12:14]
-        for piece in pieces:
-            packet = memoryview(piece)[14:]
-            if ethertype == _ETH_IPV4:
-                ipv4.append(packet)
-            elif ethertype == _ETH_IPV6 and packet[8:24] == self.home_address:
-                ipv6.append(packet)
-            else:
-                self.counters["host_rx_ignored"] += 1
+            and frame[14 + 16 : 14 + 20] != self.gateway_ipv4
+        )
 
     def _answer_arp(self, payload: memoryview) -> bytes | None:
         try:

@@ -102,12 +102,6 @@ class Ipv4Translation:
         IPv6 packet of the same protocol (errors, fragment headers) takes the per-segment
         path instead: (None, translated segments, ICMPv4 errors).
         """
-        whole, segments, errors = self._translate_super_frame(packet, offload, now)
-        return whole, segments, errors
-
-    def _translate_super_frame(
-        self, packet: memoryview, offload: Offload, now: float
-    ) -> tuple[bytearray | None, list[bytes | bytearray], list[bytes]]:
         protocol = packet[9] if len(packet) >= 20 else 0
         transport = offload.csum_start - 14
         if protocol == _TCP and 20 <= transport <= len(packet) - 20:

@@ -16,6 +16,8 @@ from typing import Any
 
 from netstack.ipsec.keys import build_processor, load_key_file
 from netstack.ipsec.processor import SecurityProcessor
+from netstack.mobility.messages import OutgoingMobilityMessage
+from netstack.wire.mh_codec import build_mobility_packet
 
 TUNNEL_OFF = "off"
 TUNNEL_ESP = "esp-tunnel"  # Fig. 21
@@ -96,6 +98,18 @@ class MobilityLayerSecurity:
         if not self.signalling or self.mobility is None:
             return packet
         return self.mobility.outbound(packet, now)
+
+    def seal_mobility_message(self, message: OutgoingMobilityMessage, now: float) -> bytes | None:
+        """Build a BU/BA the state machine asked for and protect it; None when the SPD drops
+        it (counted by the processor)."""
+        packet = build_mobility_packet(
+            message.src,
+            message.dst,
+            message.message,
+            home_address=message.home_address,
+            routing_type2=message.routing_type2,
+        )
+        return self.protect_signalling(packet, now)
 
     def refuse_plain_tunnel(self) -> bool:
         """True (and counted) when a plain IPv6-in-IPv6 packet arrives but ESP is required."""

@@ -55,6 +55,19 @@ def transport_protect(
     return bytes(out)
 
 
+def _open_esp(
+    sa: SecurityAssociation, packet: bytes | memoryview, now: float, chain: Chain | None
+) -> tuple[Chain, int, bytes]:
+    """Find the ESP header behind the extension headers and decrypt: (chain, next header,
+    payload). Raises for a packet without ESP and for every unprotect failure."""
+    if chain is None:
+        chain = walk(packet)
+    if chain.upper_protocol != ESP:
+        raise BadNextHeader(f"no ESP header (next header {chain.upper_protocol})")
+    next_header, payload = unprotect(sa, packet[chain.upper_offset :], now)
+    return chain, next_header, payload
+
+
 def transport_unprotect(
     sa: SecurityAssociation,
     packet: bytes | memoryview,
@@ -62,11 +75,7 @@ def transport_unprotect(
     chain: Chain | None = None,
 ) -> bytes:
     """The IPv6 `packet` with its ESP header/trailer removed and the chain restored."""
-    if chain is None:
-        chain = walk(packet)
-    if chain.upper_protocol != ESP:
-        raise BadNextHeader(f"no ESP header (next header {chain.upper_protocol})")
-    next_header, payload = unprotect(sa, packet[chain.upper_offset :], now)
+    chain, next_header, payload = _open_esp(sa, packet, now, chain)
     out = bytearray(packet[: chain.upper_offset])
     out[chain.upper_nh_field] = next_header
     out += payload
@@ -115,11 +124,7 @@ def tunnel_unprotect(
     chain: Chain | None = None,
 ) -> bytes:
     """The inner packet (IPv6 or IPv4) of an ESP tunnel-mode packet."""
-    if chain is None:
-        chain = walk(packet)
-    if chain.upper_protocol != ESP:
-        raise BadNextHeader(f"no ESP header (next header {chain.upper_protocol})")
-    next_header, inner = unprotect(sa, packet[chain.upper_offset :], now)
+    _chain, next_header, inner = _open_esp(sa, packet, now, chain)
     if next_header not in (IPV6_IN, IPV4_IN):
         raise BadNextHeader(f"tunnel-mode SA carried next header {next_header}, not IP")
     if not inner or inner[0] >> 4 != (6 if next_header == IPV6_IN else 4):

@@ -50,7 +50,7 @@ from netstack.runtime._mmsg import (
 )
 from netstack.runtime._mmsg import recvmmsg as _recvmmsg
 from netstack.runtime._mmsg import sendmmsg as _sendmmsg
-from netstack.runtime.afpacket_offload import OffloadIo
+from netstack.runtime.afpacket_offload import OffloadIo, keep_none
 from netstack.wire.offload import (
     VNET_HDR_LEN,
     ZERO_VNET_HDR,
@@ -223,7 +223,7 @@ class PacketLink(OffloadIo):
         ``recv_batch`` call: copy (``bytes(view)``) anything that must live longer.
         """
         if self.vnet_hdr:
-            return [frame for frame, _offload in self._recv_vnet(max_packets, keep_gso=False)]
+            return [frame for frame, _offload in self._recv_vnet(max_packets, keep_none)]
         if _recvmmsg is None:
             return self._recv_loop(max_packets)
         count = min(max_packets, self.batch)

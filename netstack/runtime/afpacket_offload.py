@@ -7,7 +7,7 @@ a super-frame costs one slot of a batch like any frame.
 from __future__ import annotations
 
 import ctypes
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from netstack.runtime._mmsg import (
@@ -37,6 +37,15 @@ MSG_TRUNC = 0x20
 PACKET_OUTGOING = 4
 
 
+def _keep_all(_frame: memoryview) -> bool:
+    return True
+
+
+def keep_none(_frame: memoryview) -> bool:
+    """``keep`` for a reader that wants wire frames only."""
+    return False
+
+
 class OffloadIo:
     """PACKET_VNET_HDR receive/send; the attributes below belong to ``PacketLink``."""
 
@@ -63,19 +72,23 @@ class OffloadIo:
         raise NotImplementedError
 
     def recv_batch_offload(
-        self, max_packets: int = DEFAULT_BATCH
+        self,
+        max_packets: int = DEFAULT_BATCH,
+        keep: Callable[[memoryview], bool] | None = None,
     ) -> list[tuple[memoryview, Offload | None]]:
         """Like ``recv_batch``, but GSO super-frames stay whole, with their offload metadata.
 
-        Only for a socket opened with ``vnet_hdr``; every other frame comes with None and a
-        finished checksum. A super-frame's transport checksum is still partial.
+        ``keep`` chooses the super-frames the caller handles whole (default: all); the others
+        are cut into wire frames here. Only for a socket opened with ``vnet_hdr``; every
+        other frame comes with None and a finished checksum. A kept super-frame's transport
+        checksum is still partial.
         """
         if not self.vnet_hdr:
             return [(frame, None) for frame in self.recv_batch(max_packets)]
-        return self._recv_vnet(max_packets, keep_gso=True)
+        return self._recv_vnet(max_packets, keep or _keep_all)
 
     def _recv_vnet(
-        self, max_packets: int, *, keep_gso: bool
+        self, max_packets: int, keep: Callable[[memoryview], bool]
     ) -> list[tuple[memoryview, Offload | None]]:
         count = min(max_packets, self.batch)
         meta = self._rx_meta
@@ -105,7 +118,7 @@ class OffloadIo:
             if gso_type & ~GSO_ECN:
                 counters["rx_gso_frames"] += 1
                 offload = Offload(vflags, gso_type, hdr_len, gso_size, csum_start, csum_offset)
-                if keep_gso:
+                if keep(frame):
                     out.append((frame, offload))
                     continue
                 try:

@@ -26,7 +26,7 @@ from netstack.wire.icmpv6_types import (
     RouterSolicitation,
 )
 from netstack.wire.ipv6 import ParsedPacket, parse_ipv6_packet
-from netstack.wire.offload import Offload, SegmentationError, segment
+from netstack.wire.offload import Offload
 
 log = logging.getLogger(__name__)
 
@@ -80,18 +80,11 @@ class LinkNode:
         if keep is None or not self.link.vnet_hdr:
             return self.link.recv_batch()  # super-frames come back cut into wire frames
         frames: list[memoryview] = []
-        for frame, offload in self.link.recv_batch_offload():
+        for frame, offload in self.link.recv_batch_offload(keep=keep):
             if offload is None:
                 frames.append(frame)
-            elif keep is not None and keep(frame):
-                self.super_frames.append((frame, offload))
             else:
-                try:
-                    pieces = segment(frame, offload.gso_size)
-                except SegmentationError:
-                    self.counters["rx_dropped_gso_unsupported"] += 1
-                    continue
-                frames.extend(memoryview(piece) for piece in pieces)
+                self.super_frames.append((frame, offload))
         return frames
 
     def send_offloaded(self, items: list[tuple[bytes, Offload]]) -> None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import queue
 import threading
 from collections import Counter
+from collections.abc import Callable
+from typing import Any
 
 from netstack.runtime.afpacket import PacketLink
 from netstack.wire.offload import Offload
@@ -74,18 +76,14 @@ class BackgroundSender:
                 self._send(frames)
 
     def _send(self, frames: list[bytes]) -> None:
-        try:
-            sent = self.link.send_batch(frames)
-        except OSError:
-            sent = 0
-        if sent < len(frames):
-            self.counters["tx_dropped_link_busy"] += len(frames) - sent
-        with self._lock:
-            self._pending -= len(frames)
+        self._deliver(self.link.send_batch, frames)
 
     def _send_offloaded(self, items: list[tuple[bytes, Offload]]) -> None:
+        self._deliver(self.link.send_offload_batch, items)
+
+    def _deliver(self, send: Callable[[Any], int], items: list[Any]) -> None:
         try:
-            sent = self.link.send_offload_batch(items)
+            sent = send(items)
         except OSError:
             sent = 0
         if sent < len(items):

@@ -36,7 +36,7 @@ from netstack.wire.icmpv6_types import (
     NeighborSolicitation,
 )
 from netstack.wire.mh import BindingUpdate
-from netstack.wire.mh_codec import build_mobility_packet, decode_mobility_packet
+from netstack.wire.mh_codec import decode_mobility_packet
 from netstack.wire.offload import Offload, segment
 from network.home_agent.config import HomeAgentConfig
 from network.home_agent.forwarding import IPPROTO_IPV6, HomeAgentDataPlane
@@ -362,17 +362,9 @@ class HomeAgentDaemon:
             )
 
     def _send_mobility(self, message: Any, now: float) -> None:
-        packet = build_mobility_packet(
-            message.src,
-            message.dst,
-            message.message,
-            home_address=message.home_address,
-            routing_type2=message.routing_type2,
-        )
-        protected = self.security.protect_signalling(packet, now)
-        if protected is None:
+        packet = self.security.seal_mobility_message(message, now)
+        if packet is None:
             return  # dropped by the SPD, counted by the processor
-        packet = protected
         self.counters["tx_mobility_messages"] += 1
         mac = self._on_link_macs.get(message.dst)
         if mac is not None:

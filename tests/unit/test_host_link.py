@@ -21,7 +21,7 @@ from guest_agent.host_link import HostLink
 from netstack.wire.icmpv6 import decode_icmpv6_packet
 from netstack.wire.icmpv6_types import NeighborAdvertisement, TargetLinkLayerAddress
 from netstack.wire.ipv6 import parse_ipv6_packet
-from netstack.wire.offload import F_NEEDS_CSUM, GSO_TCPV4, GSO_TCPV6, Offload
+from netstack.wire.offload import F_NEEDS_CSUM, GSO_TCPV4, GSO_TCPV6, Offload, segment
 
 OUR_MAC = "02:00:00:00:0f:01"
 HOST_MAC = "02:00:00:00:0f:99"
@@ -55,9 +55,17 @@ class FakePacketLink:
         frames, self.inbox = self.inbox[:max], self.inbox[max:]
         return [memoryview(bytearray(f)) for f in frames]
 
-    def recv_batch_offload(self, max: int = 64) -> list[tuple[memoryview, Offload | None]]:  # noqa: A002
-        frames = self.recv_batch(max)
-        return [(f, self.offloads.pop(bytes(f), None)) for f in frames]
+    def recv_batch_offload(self, max: int = 64, keep: object = None  # noqa: A002
+                           ) -> list[tuple[memoryview, Offload | None]]:
+        """As PacketLink: super-frames `keep` refuses come back cut into wire frames."""
+        out: list[tuple[memoryview, Offload | None]] = []
+        for frame in self.recv_batch(max):
+            offload = self.offloads.pop(bytes(frame), None)
+            if offload is None or keep is None or keep(frame):  # type: ignore[operator]
+                out.append((frame, offload))
+            else:
+                out.extend((memoryview(p), None) for p in segment(frame, offload.gso_size))
+        return out
 
     def send(self, frame: bytes) -> None:
         self.sent.append(bytes(frame))
