@@ -16,6 +16,11 @@ from typing import Any
 
 from netstack.mobility.events import BindingCreated, BindingDeleted, BindingUpdated, DadRequested
 from netstack.mobility.home_agent import HomeAgent, HomeAgentPolicy
+from netstack.mobility.mh_errors import (
+    BindingErrorReply,
+    ErrorRateLimiter,
+    mobility_header_error,
+)
 from netstack.nd.config import NdConfig
 from netstack.nd.events import RouterChanged
 from netstack.nd.host import NdHost
@@ -36,7 +41,7 @@ from netstack.wire.icmpv6_types import (
     NeighborSolicitation,
 )
 from netstack.wire.mh import BindingUpdate
-from netstack.wire.mh_codec import decode_mobility_packet
+from netstack.wire.mh_codec import build_mobility_packet, decode_mobility_packet
 from netstack.wire.offload import Offload, segment
 from network.home_agent.config import HomeAgentConfig
 from network.home_agent.forwarding import IPPROTO_IPV6, HomeAgentDataPlane
@@ -94,6 +99,7 @@ class HomeAgentDaemon:
         self._on_link_macs: dict[IPv6Address, bytes] = {}
         # Data frames of one receive batch, sent with one sendmmsg at the end of the batch.
         self._tx_frames: list[bytes] = []
+        self._error_limiter = ErrorRateLimiter()
         self.loop: NodeLoop | None = None
         self.started_at = time.monotonic()
 
@@ -263,6 +269,7 @@ class HomeAgentDaemon:
             message = decode_mobility_packet(parsed)
         except ParseError as exc:
             self.counters[f"rx_dropped_mh_{exc.reason}"] += 1
+            self._answer_bad_mobility_header(parsed, exc, now)
             return
         if not isinstance(message, BindingUpdate):
             self.counters["rx_ignored_mh_type"] += 1
@@ -274,6 +281,32 @@ class HomeAgentDaemon:
             parsed.src, parsed.home_address, message, now, protected=protected
         )
 
+    def _answer_bad_mobility_header(self, parsed: Any, error: ParseError, now: float) -> None:
+        """RFC 6275 9.2: Binding Error status 2 or ICMP Parameter Problem (rate limited)."""
+        reply = mobility_header_error(parsed, error)
+        if reply is None:
+            return
+        if not self._error_limiter.allow(now):
+            self.counters["tx_mh_errors_rate_limited"] += 1
+            return
+        if isinstance(reply, BindingErrorReply):
+            packet = build_mobility_packet(self.address, reply.destination, reply.message)
+            self.counters["tx_binding_errors"] += 1
+        else:
+            packet = build_icmpv6_packet(self.address, reply.destination, reply.message,
+                                         hop_limit=64)
+            self.counters["tx_parameter_problems"] += 1
+        self._send_from_self(packet, reply.destination, now)
+
+    def _send_from_self(self, packet: bytes, destination: IPv6Address, now: float) -> None:
+        """A packet the HA itself originates: to a registered home address it goes through
+        the tunnel like any intercepted packet (10.4.2), else out on the link."""
+        care_of_address = self.home_agent.lookup(destination.packed)
+        if care_of_address is not None:
+            self._intercept(memoryview(packet), care_of_address, now)
+        else:
+            self.node.send_packet(packet, destination, now)
+
     def _handle_icmp_to_self(self, packet: memoryview, now: float) -> None:
         result = self.node.handle_icmpv6(packet, b"", now)
         if result is None:
@@ -281,7 +314,7 @@ class HomeAgentDaemon:
         parsed, message = result
         if isinstance(message, EchoRequest):
             reply = EchoReply(message.identifier, message.sequence, message.data)
-            self.node.send_packet(
+            self._send_from_self(
                 build_icmpv6_packet(self.address, parsed.src, reply, hop_limit=64), parsed.src, now
             )
 
@@ -316,6 +349,13 @@ class HomeAgentDaemon:
     def _reverse_tunnel(self, packet: memoryview, now: float) -> None:
         inner = self.dataplane.detunnel(packet)
         if inner is None:
+            return
+        if inner[24:40] == self.address.packed:
+            # the mobile node talks to the HA itself through the tunnel (TAHI PingMNtoHA)
+            if inner[6] == 58:
+                self._handle_icmp_to_self(inner, now)
+            else:
+                self.counters["rx_ignored_to_self"] += 1
             return
         self._forward(bytearray(inner), now)
 
