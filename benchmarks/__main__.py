@@ -1,4 +1,5 @@
-"""`python -m benchmarks [inprocess|testbed|tayga|handover|all] [--json out.json]`."""
+"""`python -m benchmarks [inprocess|testbed|tayga|handover|all] [--json out.json]`;
+`python -m benchmarks fuzz --inputs N`; `python -m benchmarks ha-scale`."""
 
 from __future__ import annotations
 
@@ -30,7 +31,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Suites with parsers of their own (issue 15): `python -m benchmarks fuzz|ha-scale --help`.
+_OWN_PARSERS = {"fuzz": "benchmarks.fuzz", "ha-scale": "benchmarks.ha_scale"}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in _OWN_PARSERS:
+        import importlib
+
+        return importlib.import_module(_OWN_PARSERS[argv[0]]).main(argv[1:])
     args = build_parser().parse_args(argv)
     if args.iterations < 1 or args.repeats < 1 or not 1 <= args.duration <= 60:
         print("iterations and repeats must be >= 1, duration 1..60 s", file=sys.stderr)
