@@ -55,6 +55,7 @@ _ETHERTYPE_IPV6 = b"\x86\xdd"
 _ND_ICMP_TYPES = frozenset((133, 134, 135, 136, 137))
 _MOBILITY_CHAIN = frozenset((0, 43, 60, 135))
 IPPROTO_ESP = 50
+SAVE_INTERVAL = 1.0  # least seconds between two writes of the binding cache under churn
 
 
 class HomeAgentDaemon:
@@ -100,6 +101,9 @@ class HomeAgentDaemon:
         # Data frames of one receive batch, sent with one sendmmsg at the end of the batch.
         self._tx_frames: list[bytes] = []
         self._error_limiter = ErrorRateLimiter()
+        self._last_save = float("-inf")
+        self._save_due: float | None = None
+        self._save_interval = SAVE_INTERVAL
         self.loop: NodeLoop | None = None
         self.started_at = time.monotonic()
 
@@ -129,12 +133,29 @@ class HomeAgentDaemon:
             self.counters["bindings_file_unreadable"] += 1
             return
         restored = self.home_agent.restore(entries, now)
+        self._last_save = now  # the file already holds what was just restored
         if restored:
             log.info("restored %d binding(s) from %s", restored, self.bindings_file)
 
+    def _bindings_changed(self, now: float) -> None:
+        """Save at once, unless a save happened within SAVE_INTERVAL: then once when it ends.
+
+        One terminal's changes are written as they happen; a flood of registrations (or a
+        restore of 100k bindings) costs one write per interval, not one per binding.
+        """
+        if now - self._last_save >= self._save_interval:
+            self._save_bindings(now)
+        elif self._save_due is None:
+            self._save_due = self._last_save + self._save_interval
+
     def _save_bindings(self, now: float) -> None:
+        self._last_save = now
+        self._save_due = None
+        started = time.perf_counter()
         try:
             save_bindings(self.home_agent.binding_cache, self.bindings_file, now)
+            # a big cache is written less often: saving costs at most ~10% of the time
+            self._save_interval = max(SAVE_INTERVAL, 10 * (time.perf_counter() - started))
         except OSError as exc:
             self.counters["bindings_save_failed"] += 1
             log.warning("cannot save bindings: %s", exc)
@@ -145,6 +166,8 @@ class HomeAgentDaemon:
         self.node.close()
 
     def on_timer(self, now: float) -> None:
+        if self._save_due is not None and now >= self._save_due:
+            self._save_bindings(now)
         self.nd.handle_timer(now)
         self.home_agent.handle_timer(now)
         self.proxy_dad.handle_timer(now)
@@ -398,7 +421,8 @@ class HomeAgentDaemon:
             self.sa_state.maybe_save(now)
         if self.loop is not None:
             self.loop.arm_earliest(
-                [self.nd.get_timer(), self.home_agent.get_timer(), self.proxy_dad.get_timer()]
+                [self.nd.get_timer(), self.home_agent.get_timer(), self.proxy_dad.get_timer(),
+                 self._save_due]
             )
 
     def _send_mobility(self, message: Any, now: float) -> None:
@@ -425,11 +449,11 @@ class HomeAgentDaemon:
             # Proxy ND for the home address (RFC 6275 10.4.1): answer NS, announce with NA.
             if not self.nd.is_proxied(event.home_address):
                 self.nd.add_proxy(event.home_address, now)
-            self._save_bindings(now)
+            self._bindings_changed(now)
         elif isinstance(event, BindingDeleted):
             log.info("binding for %s deleted", event.home_address)
             self.nd.remove_proxy(event.home_address)
-            self._save_bindings(now)
+            self._bindings_changed(now)
 
     # ------------------------------------------------------------------ control API
 

@@ -15,7 +15,6 @@ import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from ipaddress import IPv6Address
 from typing import Any
 
 import pytest
@@ -33,7 +32,7 @@ from scapy.packet import Packet
 from netstack.runtime.control import control_request
 from provisioning import netns
 from provisioning.nodes import agents
-from provisioning.topology import HOME_AGENT
+from provisioning.topology import HOME_ADDRESS, HOME_AGENT
 from tests.conformance.tester import LinkTester, same_address
 from tests.netns.conftest import BedHandle, _bring_up
 
@@ -185,4 +184,107 @@ def _wait_ha_ready(tester: HaBed, timeout: float = 15) -> None:
     pytest.fail(f"HA not ready: {tester.status()['neighbor_discovery']}")
 
 
-__all__ = ["HaBed", "fresh_home_address", "IPv6Address", "HA", "REFUSED_HOA"]
+
+
+# ---------------------------------------------------------------- the MN suite
+
+
+@dataclass
+class MnBed:
+    """The guest agent under test; "ha" = a tester owning the HA's address on the home link
+    (TAHI's HA0), "ta"/"tb" = testers on visited links 5a/5b (TAHI's LinkX/LinkY)."""
+
+    bed: BedHandle
+    ha: LinkTester
+    ta: LinkTester
+    tb: LinkTester
+    core_mac: str
+    home_address: str
+
+    @property
+    def socket(self) -> str:
+        return agents.socket_path(self.bed.state_dir, agents.GUEST)
+
+    def status(self) -> dict[str, Any]:
+        return control_request(self.socket, {"cmd": "status"}, timeout=10)
+
+    def bul(self) -> list[dict[str, Any]]:
+        return self.status()["binding_update_list"]
+
+    def expect_bu(self, timeout: float = 8.0, *, src_prefix: str | None = None,
+                  lifetime_zero: bool | None = None) -> Packet | None:
+        """The next BU from the MN to the HA (seen by the HA tester)."""
+        def match(f: Packet) -> bool:
+            if MIP6MH_BU not in f or not same_address(f[IPv6].dst, HA):
+                return False
+            if src_prefix is not None and not str(f[IPv6].src).startswith(src_prefix):
+                return False
+            return lifetime_zero is None or (f[MIP6MH_BU].mhtime == 0) == lifetime_zero
+        return self.ha.expect(match, timeout)
+
+    def ba_for(self, bu: Packet, status: int = 0, lifetime: int | None = None,
+               seq: int | None = None) -> Packet:
+        """TAHI's HA0 answer to `bu` (a type 2 routing header carries the home address)."""
+        coa = bu[IPv6].src
+        body = MIP6MH_BA(status=status, seq=bu[MIP6MH_BU].seq if seq is None else seq,
+                         mhtime=bu[MIP6MH_BU].mhtime if lifetime is None else lifetime)
+        if same_address(coa, self.home_address):  # at home: no routing header
+            return Ether(dst=self.mn_mac) / IPv6(src=HA, dst=coa) / body
+        return (Ether(dst=self.core_mac) / IPv6(src=HA, dst=coa)
+                / IPv6ExtHdrRouting(type=2, segleft=1, addresses=[self.home_address]) / body)
+
+    @property
+    def mn_mac(self) -> str:
+        return self.status()["neighbor_discovery"]["mac"]
+
+    def move(self, target: str) -> None:
+        from provisioning import handover
+
+        handover.reattach(self.bed.prefix, target)
+
+    def register(self, target_prefix: str) -> Packet:
+        """Answer the MN's next BU from `target_prefix` with an accepted BA."""
+        bu = self.expect_bu(15, src_prefix=target_prefix)
+        assert bu is not None, "no BU from the mobile node"
+        self.ha.send(self.ba_for(bu))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if any(e["state"] == "registered" for e in self.bul()):
+                return bu
+            time.sleep(0.1)
+        raise AssertionError(f"the MN did not take the BA: {self.bul()}")
+
+
+_OWN_HA_ADDRESS = (
+    "table ip6 conformance_ha {\n"
+    "  chain out {\n"
+    "    type filter hook output priority 0; policy accept;\n"
+    "    icmpv6 type { parameter-problem, destination-unreachable, echo-reply } drop\n"
+    "    meta l4proto 135 drop\n"
+    "  }\n"
+    "}\n"
+)
+
+
+@pytest.fixture(scope="module")
+def mn_bed() -> Iterator[MnBed]:
+    for bed in _bring_up("--no-agents"):
+        ha_ns = bed.add_probe("home", "tha")
+        # the tester owns the HA's address, so core delivers the MN's BUs to it
+        netns.run(ha_ns, ["ip", "-6", "addr", "add", f"{HA}/64", "dev", "eth0", "nodad"],
+                  timeout=10)
+        netns.run(ha_ns, ["nft", "-f", "-"], input=_QUIET_KERNEL.encode(), timeout=10)
+        netns.run(ha_ns, ["nft", "-f", "-"], input=_OWN_HA_ADDRESS.encode(), timeout=10)
+        ta_ns = bed.add_probe("a", "ta")
+        tb_ns = bed.add_probe("b", "tb")
+        testers = [LinkTester(ns) for ns in (ha_ns, ta_ns, tb_ns)]
+        agents.start_agent(bed.state_dir, agents.GUEST, bed.namespace("guest"))
+        agents.wait_ready(bed.state_dir, agents.GUEST)
+        tester = MnBed(bed=bed, ha=testers[0], ta=testers[1], tb=testers[2],
+                       core_mac=mac_of(bed, "core", "2001:db8:6::ffff"),
+                       home_address=str(HOME_ADDRESS))
+        try:
+            yield tester
+        finally:
+            for t in testers:
+                t.close()
