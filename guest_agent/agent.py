@@ -213,7 +213,10 @@ class GuestAgent:
             self.counters[f"rx_dropped_mh_{exc.reason}"] += 1
             return
         destination = parsed.effective_destination
-        if destination != self.home_address:
+        # a Binding Error goes to the source of the offending packet: the care-of address
+        # (RFC 6275 9.3.3), with no routing header; every other MH names the home address
+        to_coa = isinstance(message, BindingError) and destination == self.care_of_address
+        if destination != self.home_address and not to_coa:
             self.counters["rx_dropped_mh_not_for_home_address"] += 1
             return
         if isinstance(message, BindingAck):

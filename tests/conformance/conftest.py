@@ -31,7 +31,7 @@ from scapy.packet import Packet
 
 from netstack.runtime.control import control_request
 from provisioning import netns
-from provisioning.nodes import agents
+from provisioning.nodes import agents, host
 from provisioning.topology import HOME_ADDRESS, HOME_AGENT
 from tests.conformance.tester import LinkTester, same_address
 from tests.netns.conftest import BedHandle, _bring_up
@@ -200,6 +200,7 @@ class MnBed:
     tb: LinkTester
     core_mac: str
     home_address: str
+    notes: dict[str, Any] = field(default_factory=dict)
 
     @property
     def socket(self) -> str:
@@ -247,10 +248,14 @@ class MnBed:
         bu = self.expect_bu(15, src_prefix=target_prefix)
         assert bu is not None, "no BU from the mobile node"
         self.ha.send(self.ba_for(bu))
-        deadline = time.monotonic() + 10
+        self.register_wait()
+        return bu
+
+    def register_wait(self, timeout: float = 10) -> None:
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if any(e["state"] == "registered" for e in self.bul()):
-                return bu
+                return
             time.sleep(0.1)
         raise AssertionError(f"the MN did not take the BA: {self.bul()}")
 
@@ -280,6 +285,9 @@ def mn_bed() -> Iterator[MnBed]:
         testers = [LinkTester(ns) for ns in (ha_ns, ta_ns, tb_ns)]
         agents.start_agent(bed.state_dir, agents.GUEST, bed.namespace("guest"))
         agents.wait_ready(bed.state_dir, agents.GUEST)
+        # the workstation behind the terminal answers what arrives for the home address
+        # (a new inbound flow goes to the host's IPv4 side, translated: step 511)
+        host.configure(bed.state_dir, bed.namespace("host"), agents.TranslationOptions())
         tester = MnBed(bed=bed, ha=testers[0], ta=testers[1], tb=testers[2],
                        core_mac=mac_of(bed, "core", "2001:db8:6::ffff"),
                        home_address=str(HOME_ADDRESS))
@@ -288,3 +296,4 @@ def mn_bed() -> Iterator[MnBed]:
         finally:
             for t in testers:
                 t.close()
+
