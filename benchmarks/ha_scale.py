@@ -128,11 +128,7 @@ def populate(daemon, n: int, now: float) -> None:
 
 
 def bu_frames(n: int, count: int, sequence: int, esp: bool) -> list[bytes]:
-    sealer = None
-    if esp:
-        guest = _key_configs()[0]
-        sealer = MobilityLayerSecurity(
-            _signalling_section(), processor=build_processor("bench", parse_key_config(guest)))
+    sealer = _sealer() if esp else None
     rng = random.Random(n)
     frames = []
     for _ in range(count):
@@ -145,6 +141,14 @@ def bu_frames(n: int, count: int, sequence: int, esp: bool) -> list[bytes]:
             packet = build_mobility_packet(coa, HA, message, home_address=hoa)
         frames.append(build_ethernet(HA_MAC, ROUTER_MAC, ETH_P_IPV6, packet))
     return frames
+
+
+@functools.cache
+def _sealer() -> MobilityLayerSecurity:
+    """The terminals' side of the shared SA pair (one, so ESP sequence numbers keep rising)."""
+    guest = _key_configs()[0]
+    return MobilityLayerSecurity(
+        _signalling_section(), processor=build_processor("bench", parse_key_config(guest)))
 
 
 def _signalling_section():

@@ -41,7 +41,8 @@ class LinkTester:
         self.sock.close()
 
     def send(self, frame: Packet | bytes) -> None:
-        if isinstance(frame, Packet) and Ether in frame and not frame[Ether].src:
+        if isinstance(frame, Packet) and Ether in frame and frame[Ether].src in (
+                None, "", "00:00:00:00:00:00"):  # scapy's default before a payload it knows
             frame[Ether].src = self.mac
         self.sock.send(bytes(frame))
 
