@@ -134,6 +134,12 @@ class HomeAgentDaemon:
             return
         restored = self.home_agent.restore(entries, now)
         self._last_save = now  # the file already holds what was just restored
+        # Proxy ND resumes without a multicast NA per binding: the home link's caches still
+        # hold our MAC, and 100k NAs at start would be a storm (NS are answered as before).
+        while (event := self.home_agent.next_event()) is not None:
+            if isinstance(event, BindingCreated):
+                self.security.binding_updated(event.home_address, event.care_of_address)
+                self.nd.proxies.add(event.home_address)
         if restored:
             log.info("restored %d binding(s) from %s", restored, self.bindings_file)
 
