@@ -452,7 +452,9 @@ def test_proxy_neighbor_advertisement_for_registered_home_address(ha_bed: HaBed)
     ha_bed.hn.drain()
     ha_bed.hn.send(Ether(dst=mac) / IPv6(src=ha_bed.hn_address, dst=group)
                    / ICMPv6ND_NS(tgt=hoa) / ICMPv6NDOptSrcLLAddr(lladdr=ha_bed.hn.mac))
-    na = ha_bed.hn.expect(lambda f: ICMPv6ND_NA in f and same_address(f[ICMPv6ND_NA].tgt, hoa), 5)
+    # the answer to our NS (unicast to us), not the unsolicited NA of the registration
+    na = ha_bed.hn.expect(lambda f: ICMPv6ND_NA in f and same_address(f[ICMPv6ND_NA].tgt, hoa)
+                          and same_address(f[IPv6].dst, ha_bed.hn_address), 5)
     assert na is not None, "the HA did not answer NS for the home address"
     assert na[ICMPv6NDOptDstLLAddr].lladdr == ha_bed.ha_mac
     assert na[ICMPv6ND_NA].S == 1 and na[ICMPv6ND_NA].R == 0
