@@ -1,0 +1,143 @@
+"""`testbed up --hmip`: the MAP domain of patent Fig. 27 added to the Fig. 1 bed.
+
+Builds the extra namespaces and links (topology.HMIP), runs our router advertisement daemon
+(network.router, MAP option) on ar-a and ar-b in place of radvd, radvd on ar-c, the MAP daemon
+(network.map), and switches the guest's [hmip] section on (tunnel MTUs 40 octets smaller for
+the nested LCoA <-> MAP tunnel).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tomllib
+from typing import Any
+
+from provisioning import processes, radvd
+from provisioning.nodes.agents import config_path, render_toml, socket_path, wait_ready
+from provisioning.topology import (
+    HMIP,
+    HMIP_BRIDGES,
+    HMIP_NODES,
+    HMIP_RADVD_INTERFACES,
+    HMIP_ROUTERS,
+    MAP_ACCESS_ROUTERS,
+    MAP_ADDRESS,
+    MAP_LINK,
+    MAP_LINK_ROUTER,
+    MAP_NODE,
+    SWITCH,
+    namespace,
+)
+
+MAP_MODULE = "network.map"
+ROUTER_MODULE = "network.router"
+NESTED_TUNNEL_OVERHEAD = 40
+REGISTRATION_TYPES = (1, 2, 3)
+
+
+def router_node(ar: str) -> str:
+    """Process/socket name of the RA daemon on access router `ar`."""
+    return f"router-{ar}"
+
+
+def build(prefix: str, lite: bool) -> None:
+    """Namespaces, bridges, veths, addresses and routes of topology.HMIP."""
+    from pyroute2 import IPRoute
+
+    from provisioning import testbed as tb
+
+    sw = namespace(prefix, SWITCH)
+    with IPRoute(netns=sw) as ipr:
+        for bridge in HMIP_BRIDGES.values():
+            ipr.link("add", ifname=bridge, kind="bridge", br_mcast_snooping=0,
+                     br_forward_delay=0, br_stp_state=0)
+            ipr.link("set", index=tb._link_index(ipr, bridge), state="up")
+    for node in HMIP_NODES:
+        tb._prepare_namespace(namespace(prefix, node), router=node in HMIP_ROUTERS)
+    tb._build_links(prefix, topology=HMIP)
+    tb._add_routes(prefix, topology=HMIP)
+
+
+def router_config(sdir: str, ar: str) -> dict[str, dict[str, Any]]:
+    ifname, advertised = MAP_ACCESS_ROUTERS[ar]
+    name = router_node(ar)
+    return {
+        "node": {"name": name, "state_dir": sdir, "control_socket": socket_path(sdir, name)},
+        "link": {"interface": ifname},
+        # radvd's intervals in the bed (provisioning.radvd), so handovers compare fairly
+        "router": {"prefixes": [str(advertised)], "min_interval": str(radvd.MIN_RTR_ADV_INTERVAL),
+                   "max_interval": str(radvd.MAX_RTR_ADV_INTERVAL), "advertisement_interval": True},
+        "map": {"address": str(MAP_ADDRESS), "distance": 1, "preference": 10,
+                "valid_lifetime": 3600},
+    }
+
+
+def map_config(sdir: str) -> dict[str, dict[str, Any]]:
+    return {
+        "node": {"name": MAP_NODE, "state_dir": sdir,
+                 "control_socket": socket_path(sdir, MAP_NODE)},
+        "link": {"interface": "eth0"},
+        "map": {"address": str(MAP_ADDRESS), "prefix": str(MAP_LINK),
+                "default_router": str(MAP_LINK_ROUTER)},
+    }
+
+
+def _write(path: str, tables: dict[str, dict[str, Any]]) -> None:
+    text = render_toml(tables)
+    # render_toml writes no floats: the intervals travel as strings, unquoted here
+    for key in ("min_interval", "max_interval"):
+        value = tables.get("router", {}).get(key)
+        if value is not None:
+            text = text.replace(f'{key} = "{value}"', f"{key} = {value}")
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def _spec(sdir: str, name: str, module: str, ns: str) -> processes.ProcessSpec:
+    return processes.ProcessSpec(
+        name=name, namespace=ns,
+        argv=[sys.executable, "-m", module, "--config", config_path(sdir, name)],
+        log=os.path.join(sdir, f"{name}.log"),
+    )
+
+
+def start(prefix: str, sdir: str) -> None:
+    """radvd on ar-c, our RA daemon on ar-a/ar-b, the MAP; waits until each answers."""
+    for node, (ifname, adv_prefix) in HMIP_RADVD_INTERFACES.items():
+        p = radvd.paths(sdir, node)
+        with open(p.config, "w") as f:
+            f.write(radvd.render_config(ifname, adv_prefix))
+        os.chmod(p.config, 0o644)
+        processes.start(sdir, processes.ProcessSpec(
+            name=f"radvd-{node}", namespace=namespace(prefix, node), argv=radvd.command(p),
+            log=os.path.join(sdir, f"radvd-{node}.out")))
+    _write(config_path(sdir, MAP_NODE), map_config(sdir))
+    processes.start(sdir, _spec(sdir, MAP_NODE, MAP_MODULE, namespace(prefix, MAP_NODE)))
+    for ar in MAP_ACCESS_ROUTERS:
+        name = router_node(ar)
+        _write(config_path(sdir, name), router_config(sdir, ar))
+        processes.start(sdir, _spec(sdir, name, ROUTER_MODULE, namespace(prefix, ar)))
+    for name in (MAP_NODE, *(router_node(ar) for ar in MAP_ACCESS_ROUTERS)):
+        wait_ready(sdir, name)
+
+
+def enable_in_guest_config(sdir: str, registration_type: int = 1) -> None:
+    """[hmip] on in the guest's config, tunnel MTUs smaller by the nested outer header."""
+    if registration_type not in REGISTRATION_TYPES:
+        from provisioning.errors import ProvisioningError
+
+        raise ProvisioningError("--hmip-type must be 1, 2 or 3")
+    path = config_path(sdir, "guest")
+    with open(path, "rb") as f:
+        tables = tomllib.load(f)
+    already = tables.get("hmip", {}).get("enabled", False)
+    tables["hmip"] = {"enabled": True, "registration_type": registration_type}
+    if not already:
+        tun = tables.setdefault("tun", {})
+        tun["mtu"] = int(tun.get("mtu", 1460)) - NESTED_TUNNEL_OVERHEAD
+        if "host_link" in tables:
+            host_link = tables["host_link"]
+            host_link["host_mtu"] = int(host_link.get("host_mtu", 1440)) - NESTED_TUNNEL_OVERHEAD
+    with open(path, "w") as f:
+        f.write(render_toml(tables))
