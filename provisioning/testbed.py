@@ -215,9 +215,9 @@ def up(options: UpOptions) -> str:
         # Deprecated, so the CN's unconnected UDP replies (iperf3 -u) still come from ::1001.
         _add_address(namespace(prefix, "cn"), "eth0", f"{address}/64", deprecated=True)
     _start_radvd(prefix, sdir, skip=tuple(MAP_ACCESS_ROUTERS) if options.hmip else ())
-    if options.hmip:
-        hmip_bed.start(prefix, sdir)
     key_files = ipsec_keys.write_key_files(sdir, ipsec)  # mode 0600, random keys
+    if options.hmip:  # the MAP and the RA daemons, before the guest looks for a MAP
+        hmip_bed.start(prefix, sdir, ipsec)
     if ipsec.end_to_end:  # the CN daemon must own the CN address before the servers bind it
         correspondent.start(sdir, namespace(prefix, "cn"), key_files[ipsec_keys.CN_KEYS])
     cn.start_services(sdir, namespace(prefix, "cn"))

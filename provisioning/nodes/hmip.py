@@ -9,12 +9,23 @@ the nested LCoA <-> MAP tunnel).
 from __future__ import annotations
 
 import os
+import secrets
 import sys
 import tomllib
 from typing import Any
 
+from netstack.ipsec.sa import TRANSPORT
 from provisioning import processes, radvd
 from provisioning.nodes.agents import config_path, render_toml, socket_path, wait_ready
+from provisioning.nodes.ipsec import (
+    CBC_KEY_BYTES,
+    GUEST_MOBILITY_KEYS,
+    HMAC_KEY_BYTES,
+    IpsecOptions,
+    _policy,
+    _sa,
+    write_key_file,
+)
 from provisioning.topology import (
     HMIP,
     HMIP_BRIDGES,
@@ -33,7 +44,12 @@ from provisioning.topology import (
 MAP_MODULE = "network.map"
 ROUTER_MODULE = "network.router"
 NESTED_TUNNEL_OVERHEAD = 40
+MIN_TUN_MTU = 1300
+MIN_HOST_MTU = 1280
 REGISTRATION_TYPES = (1, 2, 3)
+MAP_KEYS = "map.keys.toml"
+MN_MAP_SPI = 0x1005  # MN -> MAP local BU (the MN-HA SAs are 0x1001-0x1004)
+MAP_MN_SPI = 0x1006  # MAP -> MN local BA
 
 
 def router_node(ar: str) -> str:
@@ -73,14 +89,64 @@ def router_config(sdir: str, ar: str) -> dict[str, dict[str, Any]]:
     }
 
 
-def map_config(sdir: str) -> dict[str, dict[str, Any]]:
-    return {
+def map_config(sdir: str, ipsec: IpsecOptions | None = None) -> dict[str, dict[str, Any]]:
+    tables: dict[str, dict[str, Any]] = {
         "node": {"name": MAP_NODE, "state_dir": sdir,
                  "control_socket": socket_path(sdir, MAP_NODE)},
         "link": {"interface": "eth0"},
         "map": {"address": str(MAP_ADDRESS), "prefix": str(MAP_LINK),
                 "default_router": str(MAP_LINK_ROUTER)},
     }
+    if ipsec is not None and ipsec.signalling:
+        tables["ipsec"] = {"signalling": True, "require_protection": True,
+                           "key_file": os.path.join(sdir, MAP_KEYS)}
+    return tables
+
+
+def map_key_configs(random: Any = secrets.token_bytes) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(SAs/policies the guest adds, the MAP's key config): ESP transport mode on the local
+    BU/BA, like the MN-HA signalling SAs (RFC 3776). The RCoA is not known when keys are
+    made (it carries the guest's interface identifier), so the selectors name the MAP's
+    prefix; they use the effective addresses (RCoA from the HAO / type 2 RH)."""
+    bu_key, bu_auth = random(CBC_KEY_BYTES), random(HMAC_KEY_BYTES)
+    ba_key, ba_auth = random(CBC_KEY_BYTES), random(HMAC_KEY_BYTES)
+    rcoas, map_host = str(MAP_LINK), f"{MAP_ADDRESS}/128"
+    guest: dict[str, Any] = {"sa": [], "policy": []}
+    mapc: dict[str, Any] = {"sa": [], "policy": []}
+    for cfg, out_dir, in_dir in ((guest, "out", "in"), (mapc, "in", "out")):
+        cfg["sa"] += [
+            _sa("mn-map-signalling", out_dir, MN_MAP_SPI, bu_key, TRANSPORT, MAP_LINK[0],
+                MAP_ADDRESS, bu_auth),
+            _sa("map-mn-signalling", in_dir, MAP_MN_SPI, ba_key, TRANSPORT, MAP_ADDRESS,
+                MAP_LINK[0], ba_auth),
+        ]
+    guest["policy"] += [
+        _policy("local-bu-to-map", "out", "protect", sa="mn-map-signalling", priority=11,
+                src=rcoas, dst=map_host, mh_type=5),
+        _policy("local-ba-from-map", "in", "protect", sa="map-mn-signalling", priority=11,
+                src=map_host, dst=rcoas, mh_type=6),
+    ]
+    mapc["policy"] += [
+        _policy("local-bu-from-mn", "in", "protect", sa="mn-map-signalling", priority=10,
+                src=rcoas, dst=map_host, mh_type=5),
+        _policy("local-ba-to-mn", "out", "protect", sa="map-mn-signalling", priority=10,
+                src=map_host, dst=rcoas, mh_type=6),
+        # everything else the MAP forwards or tunnels is no business of this SPD
+        _policy("other-out", "out", "bypass", priority=100),
+        _policy("other-in", "in", "bypass", priority=100),
+    ]
+    return guest, mapc
+
+
+def write_map_keys(sdir: str) -> None:
+    """The MAP's key file, and the MN-MAP SAs appended to the guest's mobility key file."""
+    guest, mapc = map_key_configs()
+    write_key_file(os.path.join(sdir, MAP_KEYS), mapc)
+    path = os.path.join(sdir, GUEST_MOBILITY_KEYS)
+    with open(path, "rb") as f:
+        existing = tomllib.load(f)
+    merged = {table: [*existing.get(table, []), *guest[table]] for table in ("sa", "policy")}
+    write_key_file(path, merged)
 
 
 def _write(path: str, tables: dict[str, dict[str, Any]]) -> None:
@@ -102,8 +168,11 @@ def _spec(sdir: str, name: str, module: str, ns: str) -> processes.ProcessSpec:
     )
 
 
-def start(prefix: str, sdir: str) -> None:
-    """radvd on ar-c, our RA daemon on ar-a/ar-b, the MAP; waits until each answers."""
+def start(prefix: str, sdir: str, ipsec: IpsecOptions | None = None) -> None:
+    """radvd on ar-c, our RA daemon on ar-a/ar-b, the MAP; waits until each answers.
+    With `--ipsec signalling` the local BU/BA are ESP-protected (manual MN-MAP SAs)."""
+    if ipsec is not None and ipsec.signalling:
+        write_map_keys(sdir)
     for node, (ifname, adv_prefix) in HMIP_RADVD_INTERFACES.items():
         p = radvd.paths(sdir, node)
         with open(p.config, "w") as f:
@@ -112,7 +181,7 @@ def start(prefix: str, sdir: str) -> None:
         processes.start(sdir, processes.ProcessSpec(
             name=f"radvd-{node}", namespace=namespace(prefix, node), argv=radvd.command(p),
             log=os.path.join(sdir, f"radvd-{node}.out")))
-    _write(config_path(sdir, MAP_NODE), map_config(sdir))
+    _write(config_path(sdir, MAP_NODE), map_config(sdir, ipsec))
     processes.start(sdir, _spec(sdir, MAP_NODE, MAP_MODULE, namespace(prefix, MAP_NODE)))
     for ar in MAP_ACCESS_ROUTERS:
         name = router_node(ar)
@@ -134,10 +203,13 @@ def enable_in_guest_config(sdir: str, registration_type: int = 1) -> None:
     already = tables.get("hmip", {}).get("enabled", False)
     tables["hmip"] = {"enabled": True, "registration_type": registration_type}
     if not already:
+        # With every IPsec layer on: 1500 - 3 x 40 (outer, MN-HA, MN-MAP) - 2 x 37 (ESP) =
+        # 1306, so 1300 for hoa0 and 1280 (the host shim's floor) for the IPv4 host link.
         tun = tables.setdefault("tun", {})
-        tun["mtu"] = int(tun.get("mtu", 1460)) - NESTED_TUNNEL_OVERHEAD
+        tun["mtu"] = max(MIN_TUN_MTU, int(tun.get("mtu", 1460)) - NESTED_TUNNEL_OVERHEAD)
         if "host_link" in tables:
             host_link = tables["host_link"]
-            host_link["host_mtu"] = int(host_link.get("host_mtu", 1440)) - NESTED_TUNNEL_OVERHEAD
+            host_link["host_mtu"] = max(MIN_HOST_MTU, int(host_link.get("host_mtu", 1440))
+                                        - NESTED_TUNNEL_OVERHEAD)
     with open(path, "w") as f:
         f.write(render_toml(tables))

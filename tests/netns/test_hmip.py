@@ -311,3 +311,42 @@ def test_router_daemon_answers_and_counts(bed: BedHandle) -> None:
     assert routers["router-ar-a"]["map"]["address"] == str(MAP_ADDRESS)
     # radvd on ar-c (no MAP) and our daemon on ar-a side by side, both decoded by tshark
     assert IPv6Network(routers["router-ar-a"]["prefixes"][0]) == VISITED_A
+
+
+# ---------------------------------------------------------------- IPsec on the local BU
+
+@pytest.fixture
+def ipsec_bed() -> Iterator[BedHandle]:
+    yield from _bring_up("--hmip", "--ipsec", "signalling")
+
+
+def test_local_bu_and_ba_in_esp_and_unprotected_bu_refused(ipsec_bed: BedHandle,
+                                                           tmp_path: Path) -> None:
+    bed = ipsec_bed
+    wait_attached(bed, "b")
+    with capture(bed.namespace("map"), "eth0", tmp_path / "map.pcap", "ip6") as cap:
+        status = go(bed, "a")
+    hmip = status["guest"]["hmip"]
+    esp = cap.decode(["ipv6.src", "ipv6.dst", "esp.spi"], "esp")
+    to_map = [r for r in esp if r["ipv6.dst"] == [str(MAP_ADDRESS)]]
+    from_map = [r for r in esp if r["ipv6.src"] == [str(MAP_ADDRESS)]]
+    assert to_map and all(r["esp.spi"] == ["0x00001005"] for r in to_map), esp
+    assert from_map and all(r["esp.spi"] == ["0x00001006"] for r in from_map), esp
+    assert cap.decode(["ipv6.src"], "mip6.mhtype == 5 || mip6.mhtype == 6") == []  # none in clear
+    before = status["counters"]["map"]
+    local = [e for e in status["binding_update_list"] if e["destination"] == str(MAP_ADDRESS)]
+    mac = status["map"]["neighbor_discovery"]["mac"]
+    # the crafted local BU (plain, fresh sequence) from the guest's own LCoA and RCoA
+    result = bed.exec("core", sys.executable, "-c", _CRAFT, mac, str(MAP_ADDRESS), hmip["rcoa"],
+                      hmip["lcoa"], "2001:db8:a::bad", str(local[0]["sequence"] + 20), timeout=60)
+    assert result.returncode == 0, result.stderr.decode()
+    deadline = time.monotonic() + 10
+    after = before
+    while time.monotonic() < deadline:
+        after = bed.status()["counters"]["map"]
+        if after.get("bu_unprotected_dropped", 0) > before.get("bu_unprotected_dropped", 0):
+            break
+        time.sleep(0.2)
+    assert after.get("bu_unprotected_dropped", 0) - before.get("bu_unprotected_dropped", 0) >= 1
+    assert after.get("ba_status_132", 0) == before.get("ba_status_132", 0)  # not even answered
+    assert curl_v4(bed) == 200 and curl_hoa(bed) == 200
