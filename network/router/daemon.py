@@ -61,6 +61,32 @@ def link_local_address(ifname: str, mac: bytes) -> IPv6Address:
     return IPv6Address(b"\xfe\x80" + b"\x00" * 6 + eui)
 
 
+def solicitation_source(frame: memoryview | bytes, counters: Counter[str]) -> IPv6Address | None:
+    """The source of a valid Router Solicitation in an Ethernet frame, else None (counted)."""
+    frame = memoryview(frame)
+    if len(frame) < 14 + 48 or frame[12:14] != _ETHERTYPE_IPV6:
+        counters["rx_dropped_not_rs"] += 1
+        return None
+    try:
+        parsed = parse_ipv6_packet(frame[14:])
+        message = decode_icmpv6_packet(parsed)
+    except ParseError as exc:
+        counters[f"rx_dropped_rs_{exc.reason}"] += 1
+        return None
+    if not isinstance(message, RouterSolicitation):
+        counters["rx_dropped_not_rs"] += 1
+        return None
+    if parsed.hop_limit != 255:
+        counters["rx_dropped_rs_hop_limit"] += 1
+        return None
+    if parsed.src == IPv6Address("::") and any(
+        isinstance(o, SourceLinkLayerAddress) for o in message.options
+    ):
+        counters["rx_dropped_rs_unspecified_with_slla"] += 1
+        return None
+    return parsed.src
+
+
 def _multicast_mac(address: IPv6Address) -> bytes:
     return b"\x33\x33" + address.packed[12:]
 
@@ -97,35 +123,12 @@ class RouterDaemon:
     def _on_readable(self) -> None:
         now = time.monotonic()
         for frame in self.link.recv_batch():
-            source = self._solicitation_source(frame)
+            source = solicitation_source(frame, self.counters)
             if source is not None:
                 self._send(self.advertiser.receive_router_solicitation(source, now),
                            {source: bytes(frame[6:12])})
         if self.loop is not None:
             self.loop.arm(self.advertiser.next_timer())
-
-    def _solicitation_source(self, frame: memoryview) -> IPv6Address | None:
-        if len(frame) < 14 + 48 or frame[12:14] != _ETHERTYPE_IPV6:
-            self.counters["rx_dropped_not_rs"] += 1
-            return None
-        try:
-            parsed = parse_ipv6_packet(frame[14:])
-            message = decode_icmpv6_packet(parsed)
-        except ParseError as exc:
-            self.counters[f"rx_dropped_rs_{exc.reason}"] += 1
-            return None
-        if not isinstance(message, RouterSolicitation):
-            self.counters["rx_dropped_not_rs"] += 1
-            return None
-        if parsed.hop_limit != 255:
-            self.counters["rx_dropped_rs_hop_limit"] += 1
-            return None
-        if parsed.src == IPv6Address("::") and any(
-            isinstance(o, SourceLinkLayerAddress) for o in message.options
-        ):
-            self.counters["rx_dropped_rs_unspecified_with_slla"] += 1
-            return None
-        return parsed.src
 
     def _send(self, packets: list[tuple[IPv6Address, bytes]], macs: dict[IPv6Address, bytes]) -> None:
         frames = []
