@@ -27,6 +27,9 @@ Choices where RFC 5380 leaves room:
   highest preference wins, then the smallest distance, then the lowest address.
 - The RCoA is the MAP's /64 with the LCoA's interface identifier (no DAD by the terminal: the
   MAP runs DAD for a new RCoA on its link before it accepts, RFC 5380 8).
+- A MAP stays usable while the link's RAs carry its option; an option with valid lifetime 0
+  withdraws it at once (the RFC's way to retire a MAP). Each local BU asks no more than the
+  MAP option's valid lifetime.
 - A MAP that refuses us is not used again until it reappears in a later RA after movement;
   meanwhile the terminal registers the LCoA with its HA (plain Mobile IPv6).
 - Leaving a MAP domain drops the local BUL entry without a de-registration: the old link is
@@ -35,7 +38,6 @@ Choices where RFC 5380 leaves room:
 
 from __future__ import annotations
 
-import math
 import random
 from collections import deque
 from dataclasses import dataclass, replace
@@ -119,7 +121,7 @@ class HierarchicalMobility:
         self.require_protection = require_protection
         self._rng = rng if rng is not None else random.Random()
         self.counters: dict[str, int] = {}
-        self.maps: dict[IPv6Address, tuple[MapOption, float]] = {}  # address -> (option, until)
+        self.maps: dict[IPv6Address, MapOption] = {}  # as the current link advertises them
         self._refused: set[IPv6Address] = set()
         self.lcoa: IPv6Address | None = None
         self.lcoa_valid_until = 0.0
@@ -135,8 +137,9 @@ class HierarchicalMobility:
     # ------------------------------------------------------------ link inputs
 
     def map_discovered(self, option: MapOption, now: float) -> None:
-        until = now + option.valid_lifetime if option.valid_lifetime else now
-        self.maps[option.map_address] = (option, until)
+        """A new or changed MAP option (NdHost reports changes only: an unchanged option in
+        every RA keeps the MAP usable; an AR withdraws it with lifetime 0)."""
+        self.maps[option.map_address] = option
         self._dirty = True
 
     def movement_detected(self, now: float) -> None:
@@ -172,8 +175,7 @@ class HierarchicalMobility:
             return
         chosen = None
         if lcoa not in self.home.home_prefix:
-            chosen = select_map([o for a, (o, until) in self.maps.items()
-                                 if until > now and a not in self._refused])
+            chosen = select_map([o for a, o in self.maps.items() if a not in self._refused])
         if chosen is None:
             self._leave_map(now)
             self._attach_home(lcoa, self.lcoa_valid_until, now)
@@ -264,9 +266,8 @@ class HierarchicalMobility:
             "local_tunnel_up": self.local_tunnel is not None,
             "maps": [
                 {"address": str(a), "distance": o.distance, "preference": o.preference,
-                 "lifetime": max(0, int(until - now)) if not math.isinf(until) else None,
-                 "refused": a in self._refused}
-                for a, (o, until) in self.maps.items()
+                 "valid_lifetime": o.valid_lifetime, "refused": a in self._refused}
+                for a, o in self.maps.items()
             ],
             "binding_update_list": self.local.binding_update_list.as_dict(now) if self.local else [],
             "counters": dict(self.counters),

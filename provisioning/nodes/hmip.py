@@ -20,6 +20,7 @@ from provisioning.nodes.agents import config_path, render_toml, socket_path, wai
 from provisioning.nodes.ipsec import (
     CBC_KEY_BYTES,
     GUEST_MOBILITY_KEYS,
+    HA_KEYS,
     HMAC_KEY_BYTES,
     IpsecOptions,
     _policy,
@@ -32,6 +33,7 @@ from provisioning.topology import (
     HMIP_NODES,
     HMIP_RADVD_INTERFACES,
     HMIP_ROUTERS,
+    HOME_AGENT,
     MAP_ACCESS_ROUTERS,
     MAP_ADDRESS,
     MAP_LINK,
@@ -138,15 +140,34 @@ def map_key_configs(random: Any = secrets.token_bytes) -> tuple[dict[str, Any], 
     return guest, mapc
 
 
-def write_map_keys(sdir: str) -> None:
-    """The MAP's key file, and the MN-MAP SAs appended to the guest's mobility key file."""
-    guest, mapc = map_key_configs()
-    write_key_file(os.path.join(sdir, MAP_KEYS), mapc)
-    path = os.path.join(sdir, GUEST_MOBILITY_KEYS)
+def type3_policies() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(guest, HA) policies for registration type 3: its home BU names the RCoA in the HAO,
+    so the MN-HA signalling SA must also cover BUs from the MAP's prefix to the HA."""
+    rcoas, ha = str(MAP_LINK), f"{HOME_AGENT}/128"
+    return (
+        [_policy("home-bu-type3", "out", "protect", sa="mn-ha-signalling", priority=12,
+                 src=rcoas, dst=ha, mh_type=5)],
+        [_policy("home-bu-type3", "in", "protect", sa="mn-ha-signalling", priority=12,
+                 src=rcoas, dst=ha, mh_type=5)],
+    )
+
+
+def _append(path: str, extra: dict[str, list[dict[str, Any]]]) -> None:
     with open(path, "rb") as f:
         existing = tomllib.load(f)
-    merged = {table: [*existing.get(table, []), *guest[table]] for table in ("sa", "policy")}
-    write_key_file(path, merged)
+    write_key_file(path, {table: [*existing.get(table, []), *extra.get(table, [])]
+                          for table in ("sa", "policy")})
+
+
+def write_map_keys(sdir: str) -> None:
+    """The MAP's key file; the MN-MAP SAs (and the type 3 policies) added to the guest's and
+    the HA's mobility key files."""
+    guest, mapc = map_key_configs()
+    write_key_file(os.path.join(sdir, MAP_KEYS), mapc)
+    guest_type3, ha_type3 = type3_policies()
+    _append(os.path.join(sdir, GUEST_MOBILITY_KEYS),
+            {"sa": guest["sa"], "policy": guest["policy"] + guest_type3})
+    _append(os.path.join(sdir, HA_KEYS), {"policy": ha_type3})
 
 
 def _write(path: str, tables: dict[str, dict[str, Any]]) -> None:

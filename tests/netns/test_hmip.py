@@ -350,3 +350,10 @@ def test_local_bu_and_ba_in_esp_and_unprotected_bu_refused(ipsec_bed: BedHandle,
     assert after.get("bu_unprotected_dropped", 0) - before.get("bu_unprotected_dropped", 0) >= 1
     assert after.get("ba_status_132", 0) == before.get("ba_status_132", 0)  # not even answered
     assert curl_v4(bed) == 200 and curl_hoa(bed) == 200
+    # registration type 3 under the MN-HA signalling SA too (its HAO names the RCoA)
+    ha_before = bed.status()["ha"]["ipsec"]["counters"].get("in_decrypted", 0)
+    _restart_guest_with_type(bed, 3)
+    status = wait_attached(bed, "a")
+    assert status["guest"]["hmip"]["registration_type"] == 3
+    assert status["ha"]["ipsec"]["counters"].get("in_decrypted", 0) > ha_before
+    assert curl_v4(bed) == 200

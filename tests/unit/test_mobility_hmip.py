@@ -283,3 +283,23 @@ def test_ba_from_elsewhere_is_not_the_maps() -> None:
     assert w.hmip.handles(MAP_ADDR, RCOA)
     w.hmip.receive_binding_ack(MAP_ADDR, BindingAck(0, 1, 300), 1.0)  # unexpected: ignored
     assert w.map.lookup(RCOA.packed) == LCOA_A.packed
+
+
+def test_map_withdrawn_with_lifetime_zero_falls_back_to_the_lcoa() -> None:
+    w = World()
+    w.arrive(LCOA_A, 0.0)
+    # hours later, without movement, the AR withdraws the MAP
+    w.hmip.map_discovered(MapOption(1, 10, 0, MAP_ADDR), 7200.0)
+    w.hmip.resolve(7200.0)
+    w.pump(7200.0)
+    assert w.ha.lookup(HOA.packed) == LCOA_A.packed
+    assert isinstance(w.tunnel_events[-1], LocalTunnelDown)
+
+
+def test_map_stays_usable_past_its_advertised_lifetime_while_advertised() -> None:
+    w = World()
+    w.arrive(LCOA_A, 0.0)
+    w.hmip.link_down(5000.0)
+    w.arrive(LCOA_B, 5000.0)  # the same option again (5000 s > its 3600 s lifetime)
+    assert w.hmip.as_dict(5000.0)["map"] == str(MAP_ADDR)
+    assert w.map.lookup(RCOA.packed) == LCOA_B.packed
