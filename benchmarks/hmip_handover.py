@@ -46,9 +46,10 @@ def _cli(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=timeout, check=False)
 
 
-def _analyse(pcap: str, starts: list[tuple[float, str]]) -> list[tuple[float, float]]:
-    """Per move (start, target): (link change -> first data packet of the new network,
-    the guest's Router Solicitation -> that packet)."""
+def _analyse(pcap: str, starts: list[tuple[float, float, str]]
+             ) -> list[tuple[float, float, float]]:
+    """Per move (start, port up, target): (link change -> first data packet of the new
+    network, port up on the new bridge -> that packet, the guest's RS -> that packet)."""
     from scapy.layers.inet6 import ICMPv6ND_RS, IPv6
     from scapy.utils import PcapReader
 
@@ -56,13 +57,13 @@ def _analyse(pcap: str, starts: list[tuple[float, str]]) -> list[tuple[float, fl
 
     first: list[float | None] = [None] * len(starts)
     solicit: list[float | None] = [None] * len(starts)
-    bounds = [t0 for t0, _ in starts[1:]] + [float("inf")]
+    bounds = [t0 for t0, _, _ in starts[1:]] + [float("inf")]
     with PcapReader(pcap) as reader:
         for frame in reader:
             if IPv6 not in frame:
                 continue
             when = float(frame.time)
-            for i, (t0, target) in enumerate(starts):
+            for i, (t0, _up, target) in enumerate(starts):
                 if not t0 <= when < bounds[i]:
                     continue
                 if ICMPv6ND_RS in frame:
@@ -73,10 +74,10 @@ def _analyse(pcap: str, starts: list[tuple[float, str]]) -> list[tuple[float, fl
                     if any(a in TARGET_PREFIXES[target] for a in ends):
                         first[i] = when
     out = []
-    for i, (t0, _target) in enumerate(starts):
+    for i, (t0, up, _target) in enumerate(starts):
         data, rs = first[i], solicit[i]
         if data is not None:  # a move whose RS the capture missed counts with rs_to_data = nan
-            out.append((data - t0, data - rs if rs is not None else float("nan")))
+            out.append((data - t0, data - up, data - rs if rs is not None else float("nan")))
     if len(out) < len(starts) // 2:
         raise RuntimeError(f"only {len(out)} of {len(starts)} moves showed a data packet")
     return out
@@ -89,7 +90,7 @@ class _Bed:
         self.prefix, self.hmip = prefix, hmip
         self.procs: list[subprocess.Popen[bytes]] = []
         self.pcap = tempfile.mktemp(prefix=f"hmip-{prefix}-", suffix=".pcap")
-        self.starts: list[tuple[float, str]] = []
+        self.starts: list[tuple[float, float, str]] = []
 
     def up(self) -> None:
         from provisioning import handover, netns
@@ -117,9 +118,10 @@ class _Bed:
         from provisioning import handover
 
         t0 = time.time()
-        handover.reattach(self.prefix, target)
+        handover.reattach(self.prefix, target)  # port down, to the new bridge, port up
+        up = time.time()
         handover.wait_for_move(self.sock, target, 20, start=time.monotonic())
-        self.starts.append((t0, target))
+        self.starts.append((t0, up, target))
 
     def stop(self) -> None:
         for proc in reversed(self.procs):
@@ -146,7 +148,7 @@ def run(prefix: str = "bhm", cycles: int = 10) -> tuple[list[Measurement], list[
     if os.geteuid() != 0:
         return [], [Skipped("handover", INTRA_MAP, "needs root (network namespaces)")]
     beds = {INTRA_MAP: _Bed(prefix + "h", True), FULL: _Bed(prefix + "p", False)}
-    samples: dict[str, list[tuple[float, float]]] = {}
+    samples: dict[str, list[tuple[float, float, float]]] = {}
     try:
         for bed in beds.values():
             bed.up()
@@ -167,13 +169,15 @@ def run(prefix: str = "bhm", cycles: int = 10) -> tuple[list[Measurement], list[
     results = []
     for kind, values in samples.items():
         total = [v[0] for v in values]
-        after_rs = [v[1] for v in values if v[1] == v[1]] or [float("nan")]
+        after_up = [v[1] for v in values]
+        after_rs = [v[2] for v in values if v[2] == v[2]] or [float("nan")]
         results.append(Measurement(
             group="handover", name=f"{kind}: link change to first data packet",
             packets=len(values), seconds=medians[kind],
             detail={"min_ms": round(min(total) * 1000, 1),
                     "median_ms": round(medians[kind] * 1000, 1),
                     "max_ms": round(max(total) * 1000, 1),
+                    "port_up_to_data_median_ms": round(statistics.median(after_up) * 1000, 1),
                     "rs_to_data_median_ms": round(statistics.median(after_rs) * 1000, 1),
                     "samples": len(values), "moves": cycles * 2,
                     "ratio_to_full_mipv6": round(medians[kind] / medians[FULL], 3)},
