@@ -23,6 +23,7 @@ from netstack.mobility.messages import OutgoingMobilityMessage
 from netstack.mobility.mobile_node import MobileNode
 from netstack.nd.events import AddressExpired, AddressReady, MapDiscovered, MovementDetected
 from netstack.wire.ip6ip6 import Encapsulator
+from netstack.wire.mh import BindingAck
 
 if TYPE_CHECKING:
     from guest_agent.config import AgentConfig
@@ -35,8 +36,11 @@ IPPROTO_IPV6 = 41
 
 
 class TerminalHmip:
+    """Every method is a no-op while `[hmip] enabled` is false, so the agent calls them plainly."""
+
     def __init__(self, config: AgentConfig, mobile_node: MobileNode, dataplane: GuestDataPlane,
                  counters: Counter[str]) -> None:
+        self.enabled = config.hmip.enabled
         self.core = HierarchicalMobility(
             mobile_node,
             registration_type=RegistrationType(config.hmip.registration_type),
@@ -50,14 +54,33 @@ class TerminalHmip:
         self._to_map: Encapsulator | None = None
         self._tunnel: tuple[bytes, bytes] | None = None  # (MAP, LCoA) packed
 
-    @classmethod
-    def create(cls, config: AgentConfig, mobile_node: MobileNode, dataplane: GuestDataPlane,
-               counters: Counter[str]) -> TerminalHmip | None:
-        return cls(config, mobile_node, dataplane, counters) if config.hmip.enabled else None
-
     # ------------------------------------------------------------------ inputs
 
+    def handle_timer(self, now: float) -> None:
+        if self.enabled:
+            self.core.handle_timer(now)
+
+    def link_down(self, now: float) -> None:
+        if self.enabled:
+            self.core.link_down(now)
+
+    def get_timer(self) -> float | None:
+        return self.core.get_timer() if self.enabled else None
+
+    def take_mobility(self, src: IPv6Address, destination: IPv6Address, message: object,
+                      now: float, protected: bool) -> bool:
+        """True when a Mobility Header message is the MAP's (the local BA): handled here."""
+        if not self.enabled or not self.core.handles(src, destination):
+            return False
+        if isinstance(message, BindingAck):
+            self.core.receive_binding_ack(src, message, now, protected=protected)
+        else:
+            self.counters["rx_ignored_mh_from_map"] += 1
+        return True
+
     def on_nd_event(self, event: object, now: float) -> None:
+        if not self.enabled:
+            return
         core = self.core
         if isinstance(event, MapDiscovered):
             log.info("MAP %s (distance %d, preference %d) advertised by %s",
@@ -86,7 +109,16 @@ class TerminalHmip:
 
     # ------------------------------------------------------------------ outputs
 
-    def pump(self, now: float) -> list[OutgoingMobilityMessage]:
+    def outgoing(self, home: list[OutgoingMobilityMessage], now: float
+                 ) -> list[tuple[OutgoingMobilityMessage, bool]]:
+        """The home registration's messages shaped by the registration type, then the local
+        BUs: (message, through_map), through_map = put the sealed packet in LCoA -> MAP."""
+        if not self.enabled:
+            return [(m, False) for m in home]
+        local = self._pump(now)
+        return [self.core.route_home_message(m) for m in home] + [(m, False) for m in local]
+
+    def _pump(self, now: float) -> list[OutgoingMobilityMessage]:
         """Decide after the link's events; apply tunnel changes; the local BUs to send."""
         self.core.resolve(now)
         while (event := self.core.next_event()) is not None:
@@ -104,9 +136,6 @@ class TerminalHmip:
                 self.dataplane.set_local_tunnel(None, None)
         return self.core.messages_to_send()
 
-    def shape(self, message: OutgoingMobilityMessage) -> tuple[OutgoingMobilityMessage, bool]:
-        return self.core.route_home_message(message)
-
     def through_map(self, packet: bytes) -> tuple[bytes, IPv6Address]:
         """Registration type 1: the sealed home BU inside LCoA -> MAP."""
         assert self._to_map is not None
@@ -114,7 +143,7 @@ class TerminalHmip:
 
     def on_home_binding(self, event: BindingAccepted, host_side: HostSide | None) -> None:
         """BA routine 60 for a registration through the MAP: its scenario joins table 220."""
-        if host_side is None or event.care_of_address != self.core.rcoa:
+        if not self.enabled or host_side is None or event.care_of_address != self.core.rcoa:
             return
         from guest_agent.scenario import Scenario
 
@@ -123,5 +152,11 @@ class TerminalHmip:
         if number not in host_side.scenarios.active:
             host_side.scenarios.active = (*host_side.scenarios.active, number)
 
-    def status(self, now: float) -> dict[str, Any]:
-        return self.core.as_dict(now)
+    def local_binding_update_list(self, now: float) -> list[dict[str, object]]:
+        """The MAP's entries of table 210, shown with the home registration's."""
+        if not self.enabled or self.core.local is None:
+            return []
+        return self.core.local.binding_update_list.as_dict(now)
+
+    def status(self, now: float) -> dict[str, Any] | None:
+        return self.core.as_dict(now) if self.enabled else None

@@ -9,8 +9,8 @@ the MAP. Timers: `get_timer`, `handle_timer`. Outputs: `messages_to_send()` (loc
 home registration's signalling for the configured registration type.
 
 The local registration is a second `MobileNode` whose "home agent" is the MAP and whose "home
-address" is the RCoA (BUL table 210 entries, retransmission, lifetimes and BA routine reused):
-its BUs carry the M flag and no H flag. Once the MAP accepts, the home registration is
+address" is the RCoA (BUL table 210 entries, retransmission, lifetimes and BA routine reused);
+its BUs leave with the M flag instead of the H flag. Once the MAP accepts, the home registration is
 attached with the RCoA as care-of address; a move inside the MAP domain changes only the LCoA,
 so only a local BU leaves (the home `MobileNode` sees the same RCoA and stays silent).
 
@@ -192,7 +192,6 @@ class HierarchicalMobility:
                 home_prefix=IPv6Network((int(chosen.map_address) >> 64 << 64, 64)),
                 requested_lifetime=self.requested_lifetime, timers=self.timers,
                 require_protection=self.require_protection, rng=self._rng,
-                map_registration=True,
             )
             self._locals[chosen.map_address] = local
         self.local = local
@@ -226,7 +225,15 @@ class HierarchicalMobility:
             self._drain_local(now)
 
     def messages_to_send(self) -> list[OutgoingMobilityMessage]:
-        return self.local.messages_to_send() if self.local is not None else []
+        """Local BUs: the local `MobileNode` builds home registrations; as MAP registrations
+        they carry the M flag instead of the H flag (RFC 5380 6.1)."""
+        if self.local is None:
+            return []
+        return [
+            replace(m, message=replace(m.message, home_registration=False, map_registration=True))
+            if isinstance(m.message, BindingUpdate) else m
+            for m in self.local.messages_to_send()
+        ]
 
     def next_event(self) -> HmipEvent | None:
         return self._events.popleft() if self._events else None

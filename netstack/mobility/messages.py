@@ -37,14 +37,11 @@ def home_registration(
     *,
     mobile_network_prefixes: tuple[IPv6Network, ...] | list[IPv6Network] = (),
     deregistering: bool = False,
-    map_registration: bool = False,
 ) -> OutgoingMobilityMessage:
     """A home registration BU (A and H set; R and the RFC 3963 prefixes for a mobile router).
 
     Registering: from the care-of address with a Home Address option. De-registering at home
     (RFC 6275 11.5.4): from the home address itself, no option needed, no prefixes.
-    `map_registration`: an HMIPv6 local BU (RFC 5380 6.1: A and M set, H clear; the "home
-    address" is the RCoA, the "home agent" the MAP).
     """
     options: tuple[MobileNetworkPrefix, ...] = ()
     if mobile_network_prefixes and not deregistering:
@@ -53,8 +50,7 @@ def home_registration(
         sequence=sequence,
         lifetime=lifetime,
         ack=True,
-        home_registration=not map_registration,
-        map_registration=map_registration,
+        home_registration=True,
         mobile_router=bool(mobile_network_prefixes),
         options=options,
     )

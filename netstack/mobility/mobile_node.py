@@ -79,7 +79,6 @@ class MobileNode:
         mobile_network_prefixes: tuple[IPv6Network, ...] = (),
         require_protection: bool = False,
         rng: random.Random | None = None,
-        map_registration: bool = False,
     ) -> None:
         if home_address not in home_prefix:
             raise ProtocolError(f"home address {home_address} is not in {home_prefix}")
@@ -93,7 +92,6 @@ class MobileNode:
         # RFC 3963: a mobile router registers its prefixes with the R flag.
         self.mobile_network_prefixes = tuple(mobile_network_prefixes)
         self.require_protection = require_protection
-        self.map_registration = map_registration  # HMIPv6 local BUs (netstack.mobility.hmip)
         self.binding_update_list = BindingUpdateList()
         self.counters: dict[str, int] = {}
         self.care_of_address: IPv6Address | None = None
@@ -334,8 +332,7 @@ class MobileNode:
         sequence = self._next_sequence(entry.destination)
         self._outgoing.append(home_registration(
             sequence, lifetime, self.home_address, self.care_of_address, entry.destination,
-            mobile_network_prefixes=self.mobile_network_prefixes, deregistering=deregistering,
-            map_registration=self.map_registration))
+            mobile_network_prefixes=self.mobile_network_prefixes, deregistering=deregistering))
         self._rate_limit.record(entry.destination, now)
         self._count("bu_sent")
         entry.sequence = sequence
