@@ -303,3 +303,28 @@ def test_map_stays_usable_past_its_advertised_lifetime_while_advertised() -> Non
     w.arrive(LCOA_B, 5000.0)  # the same option again (5000 s > its 3600 s lifetime)
     assert w.hmip.as_dict(5000.0)["map"] == str(MAP_ADDR)
     assert w.map.lookup(RCOA.packed) == LCOA_B.packed
+
+
+def test_inter_map_move_registers_the_new_rcoa_with_the_ha() -> None:
+    w = World()
+    w.arrive(LCOA_A, 0.0)
+    map2 = IPv6Address("2001:db8:e::1")
+    second = MobilityAnchorPoint(map2, prefix=IPv6Network("2001:db8:e::/64"))
+    w.hmip.link_down(5.0)
+    w.hmip.movement_detected(5.0)
+    w.hmip.address_ready(LCOA_B, INF, 5.0)
+    w.hmip.map_discovered(MapOption(1, 10, 3600, map2), 5.0)
+    w.hmip.resolve(5.0)
+    (bu,) = w.hmip.messages_to_send()
+    rcoa2 = regional_care_of_address(map2, LCOA_B)
+    assert bu.dst == map2 and bu.src == LCOA_B and bu.home_address == rcoa2
+    second.receive_binding_update(bu.src, bu.home_address, bu.message, 5.0)
+    drain(second)
+    second.dad_result(rcoa2, False, 5.0)
+    (ba,) = second.messages_to_send()
+    assert w.hmip.handles(ba.src, ba.routing_type2)
+    w.hmip.receive_binding_ack(ba.src, ba.message, 5.0)
+    w.pump(5.0)
+    assert w.ha.lookup(HOA.packed) == rcoa2.packed  # a full registration with the new RCoA
+    assert w.tunnel_events[-1] == LocalTunnelUp(LCOA_B, map2, rcoa2)
+    assert w.hmip.counters["map_left"] == 1
