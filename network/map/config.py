@@ -55,7 +55,9 @@ class MapConfig:
 def load_map_config(path: str | Path | None) -> MapConfig:
     config = load_config(MapConfig, path)
     if config.map.address not in config.map.prefix:
-        raise ConfigError(f"[map] address {config.map.address} is not in prefix {config.map.prefix}")
+        raise ConfigError(f"{path}: [map] address {config.map.address} is not in prefix "
+                          f"{config.map.prefix}")
     if config.map.prefix.prefixlen != 64:
-        raise ConfigError("[map] prefix must be a /64 (RCoAs use 64-bit interface identifiers)")
+        raise ConfigError(f"{path}: [map] prefix must be a /64 (RCoAs use 64-bit interface "
+                          "identifiers)")
     return config

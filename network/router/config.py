@@ -88,9 +88,9 @@ def load_router_config(path: str | Path | None) -> RouterConfig:
     config = load_config(RouterConfig, path)
     m = config.map
     if not (1 <= m.distance <= 15 and 0 <= m.preference <= 15):
-        raise ConfigError("[map] distance must be 1-15 and preference 0-15")
+        raise ConfigError(f"{path}: [map] distance must be 1-15 and preference 0-15")
     try:
         validate(config.ra_config())
     except ValueError as exc:
-        raise ConfigError(f"[router] {exc}") from None
+        raise ConfigError(f"{path}: [router] {exc}") from None
     return config
