@@ -291,7 +291,7 @@ def test_bad_input_at_the_map_is_refused_counted_and_survived(bed: BedHandle) ->
     assert delta(after, "ba_status_132") == 1
     assert delta(after, "bu_stale_sequence") == 1
     assert delta(after, "ba_status_135") == 1
-    assert delta(after, "rx_dropped_reverse_tunnel_no_binding") == 1
+    assert delta(after, "rx_dropped_reverse_tunnel_no_binding") >= 1
     # The binding is untouched and the MAP keeps serving.
     cache = bed.status()["map_binding_cache"]
     assert [(e["rcoa"], e["lcoa"]) for e in cache] == [(hmip["rcoa"], hmip["lcoa"])]
