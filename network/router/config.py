@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv6Address, IPv6Network
 from pathlib import Path
 
-from netstack.nd.ra_sender import AdvertisedPrefix, RaConfig, validate
+from netstack.nd.ra_sender import AdvertisedPrefix, RaConfig
 from netstack.runtime.configfile import ConfigError, load_config
 from netstack.runtime.configfile import NodeSection as CommonNodeSection
 from netstack.wire.icmpv6_types import MapOption
@@ -46,6 +46,19 @@ class RouterSection:
     advertisement_interval: bool = False  # AdvIntervalOpt
     rdnss: list[IPv6Address] = field(default_factory=list)
     rdnss_lifetime: int = 600
+
+    def __post_init__(self) -> None:
+        """RFC 4861 6.2.1 bounds, with RFC 6275 7.5's shorter intervals (radvd's limits)."""
+        if not 0.03 <= self.min_interval <= self.max_interval:
+            raise ValueError("min_interval must be at least 0.03 s and not above max_interval")
+        if not 0.07 <= self.max_interval <= 1800:
+            raise ValueError("max_interval must be between 0.07 and 1800 s")
+        if not 0 <= self.router_lifetime <= 9000:
+            raise ValueError("router_lifetime must be between 0 and 9000 s")
+        if self.mtu and not 1280 <= self.mtu <= 65535:
+            raise ValueError("mtu must be 0 (no option) or between 1280 and 65535")
+        if self.preferred_lifetime > self.valid_lifetime:
+            raise ValueError("preferred_lifetime must not exceed valid_lifetime")
 
 
 @dataclass
@@ -89,8 +102,4 @@ def load_router_config(path: str | Path | None) -> RouterConfig:
     m = config.map
     if not (1 <= m.distance <= 15 and 0 <= m.preference <= 15):
         raise ConfigError(f"{path}: [map] distance must be 1-15 and preference 0-15")
-    try:
-        validate(config.ra_config())
-    except ValueError as exc:
-        raise ConfigError(f"{path}: [router] {exc}") from None
     return config
