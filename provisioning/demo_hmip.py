@@ -48,7 +48,7 @@ def run_hmip_demo(console: Console, prefix: str) -> bool:
         with console.status("building the --hmip test bed (MAP, RA daemons with the MAP option)"):
             sdir = testbed_module.up(testbed_module.UpOptions(prefix=prefix, hmip=True))
         state = _wait(sdir, via_map=True)
-        table.add_row("b (start)", state["ha_coa"], state["lcoa"], str(state["map"]), "", "")
+        table.add_row("b (start)", state["ha_coa"], state["lcoa"], str(state["map"] or "none"), "", "")
         rcoa = state["rcoa"]
         for target, via_map in (("a", True), ("b", True), ("c", False), ("a", True)):
             seconds = handover.move(prefix, target, timeout=20.0)
@@ -58,7 +58,7 @@ def run_hmip_demo(console: Console, prefix: str) -> bool:
                 "--interface", str(HOME_ADDRESS), f"http://[{CN_ADDRESS}]/"], timeout=20)
             code = fetch.stdout.decode() or "failed"
             ok = ok and code == "200" and (not via_map or state["ha_coa"] == rcoa)
-            table.add_row(target, state["ha_coa"], state["lcoa"], str(state["map"]),
+            table.add_row(target, state["ha_coa"], state["lcoa"], str(state["map"] or "none"),
                           f"{seconds * 1000:.0f} ms", code)
         console.print(table)
         console.print("inside the MAP domain the HA keeps the RCoA: only local BUs to the MAP"
