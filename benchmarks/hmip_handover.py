@@ -180,7 +180,10 @@ def run(prefix: str = "bhm", cycles: int = 10) -> tuple[list[Measurement], list[
                     "port_up_to_data_median_ms": round(statistics.median(after_up) * 1000, 1),
                     "rs_to_data_median_ms": round(statistics.median(after_rs) * 1000, 1),
                     "samples": len(values), "moves": cycles * 2,
-                    "ratio_to_full_mipv6": round(medians[kind] / medians[FULL], 3)},
+                    "ratio_to_full_mipv6": round(medians[kind] / medians[FULL], 3),
+                    "note": (f"port up->data {statistics.median(after_up) * 1000:.1f} ms, "
+                             f"RS->data {statistics.median(after_rs) * 1000:.1f} ms, "
+                             f"ratio to full MIPv6 {medians[kind] / medians[FULL]:.2f}")},
         ))
     return results, []
 
