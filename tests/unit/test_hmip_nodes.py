@@ -3,12 +3,15 @@ registration type 3 unwrap, the guest's nested tunnel, the bed's config writers.
 
 from __future__ import annotations
 
+import io
 import tomllib
 from collections import Counter
 from ipaddress import IPv6Address, IPv6Network
 from pathlib import Path
+from typing import Any
 
 import pytest
+from rich.console import Console
 from scapy.layers.inet6 import ICMPv6ND_RS, ICMPv6NDOptSrcLLAddr, IPv6
 from scapy.layers.l2 import Ether
 
@@ -20,6 +23,8 @@ from network.home_agent.hmip import DirectRegistrations
 from network.map.config import load_map_config
 from network.router.config import load_router_config
 from network.router.daemon import solicitation_source
+from provisioning import status, status_hmip
+from provisioning.handover import move_done
 from provisioning.nodes import hmip as hmip_bed
 from provisioning.nodes.agents import render_toml
 
@@ -145,3 +150,37 @@ def test_map_keys_mirror_each_other() -> None:
     flip = {"in": "out", "out": "in"}
     assert {(n, flip[d], s) for n, d, s in g} == m
     assert {p["mh_type"] for p in guest["policy"]} == {5, 6}
+
+
+def test_status_collects_the_map_and_routers_when_their_sockets_exist(tmp_path: Path) -> None:
+    for name in ("guest", "ha", "map", "router-ar-a"):
+        (tmp_path / f"{name}.sock").touch()
+    hmip = {"map": str(MAP), "rcoa": str(RCOA), "lcoa": str(LCOA), "registration_type": 1,
+            "scenario": 10100, "local_tunnel_up": True}
+    answers: dict[str, dict[str, Any]] = {
+        "guest": {"binding_update_list": [
+            {"destination": str(MAP), "care_of_address": str(LCOA), "state": "registered"}],
+            "counters": {}, "hmip": hmip},
+        "ha": {"binding_cache": [], "counters": {}},
+        "map": {"binding_cache": [{"rcoa": str(RCOA), "lcoa": str(LCOA)}],
+                "counters": {"bu_received": 1}, "role": "map"},
+        "router-ar-a": {"interface": "eth0", "prefixes": ["2001:db8:a::/64"],
+                        "map": {"address": str(MAP)}, "counters": {"rs_received": 2}},
+    }
+
+    def ask(path: str, req: dict[str, Any], timeout: float) -> dict[str, Any]:
+        return dict(answers[Path(path).stem])
+
+    merged = status.collect(str(tmp_path), ask)
+    assert merged["map_binding_cache"] == [{"rcoa": str(RCOA), "lcoa": str(LCOA)}]
+    assert merged["counters"]["map"] == {"bu_received": 1}
+    assert merged["counters"]["router-ar-a"] == {"rs_received": 2}
+    assert "router-ar-b" not in merged["routers"]  # no socket: not asked
+    out = io.StringIO()
+    status.render(merged, Console(file=out, width=200))
+    text = out.getvalue()
+    for title in ("HMIPv6 (guest)", "Binding cache (MAP)", "Router advertisement daemons"):
+        assert title in text
+    assert str(RCOA) in text
+    assert move_done(merged, "a")  # the local binding's LCoA in 5a completes `move a`
+    assert status_hmip.MAP_BC_COLUMNS[0] == "rcoa"
