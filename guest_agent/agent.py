@@ -115,6 +115,7 @@ class GuestAgent:
                 config, self.counters, self._send_from_home_address, tunnel_mtu=config.tun.mtu,
                 send_super_frame=self._send_super_frame,
             )
+            self.hmip.switch_on_scenario(self.host_side)  # table 220: the configured MAP type
         self.loop: NodeLoop | None = None
         self.care_of_address: IPv6Address | None = None
         self.started_at = time.monotonic()

@@ -12,6 +12,7 @@ from collections import Counter
 from ipaddress import IPv6Address
 from typing import TYPE_CHECKING, Any
 
+from guest_agent.scenario import Scenario
 from netstack.mobility.events import BindingAccepted
 from netstack.mobility.hmip import (
     HierarchicalMobility,
@@ -141,15 +142,17 @@ class TerminalHmip:
         assert self._to_map is not None
         return bytes(self._to_map.encapsulate(packet)), IPv6Address(self._to_map.outer_dst)
 
+    def switch_on_scenario(self, host_side: HostSide) -> None:
+        """Table 220: the configured registration type's scenario is on (the others off)."""
+        if self.enabled:
+            host_side.scenarios.set(Scenario(self.core.registration_type.scenario), True)
+
     def on_home_binding(self, event: BindingAccepted, host_side: HostSide | None) -> None:
-        """BA routine 60 for a registration through the MAP: its scenario joins table 220."""
+        """BA routine 60 for a registration through the MAP: its scenario joins the active ones."""
         if not self.enabled or host_side is None or event.care_of_address != self.core.rcoa:
             return
-        from guest_agent.scenario import Scenario
-
         number = Scenario(self.core.registration_type.scenario)
-        host_side.scenarios.set(number, True)
-        if number not in host_side.scenarios.active:
+        if host_side.scenarios.is_on(number) and number not in host_side.scenarios.active:
             host_side.scenarios.active = (*host_side.scenarios.active, number)
 
     def local_binding_update_list(self, now: float) -> list[dict[str, object]]:
