@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     restart = agent_sub.add_parser("restart", help="restart the guest agent")
     _add_prefix(restart)
     restart.add_argument("--vm", metavar="NAME", help="restart it in an installed VM (SSH)")
-    restart.add_argument("--node", choices=("guest", "ha"), default="guest",
+    restart.add_argument("--node", choices=("guest", "ha", "map"), default="guest",
                          help="which daemon of the test bed (default: the guest agent)")
 
     demo = sub.add_parser("demo", help="the main job: register, fetch, hand over, report")
@@ -182,9 +182,9 @@ def _cmd_agent(args: argparse.Namespace) -> int:
     from provisioning.vm.cli import bed_vm_name, vm_agent_restart
 
     sdir = state_dir(validate_prefix(args.prefix), STATE_ROOT)
-    if args.node == "ha":
-        agents.restart_agent(sdir, agents.HOME_AGENT_NODE)
-        print("home agent restarted")
+    if args.node in ("ha", "map"):  # the MAP exists in an --hmip bed
+        agents.restart_agent(sdir, args.node)
+        print("home agent restarted" if args.node == "ha" else "MAP restarted")
         return 0
     vm = args.vm or bed_vm_name(sdir)
     if vm:  # the VM's agent, over SSH (busybox init respawns it)

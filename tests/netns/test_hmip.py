@@ -300,6 +300,26 @@ def test_bad_input_at_the_map_is_refused_counted_and_survived(bed: BedHandle) ->
     assert curl_hoa(bed) == 200
 
 
+def test_map_restart_keeps_bindings_and_the_transfer(bed: BedHandle, tmp_path: Path) -> None:
+    before = go(bed, "b")
+    out = tmp_path / "big.out"
+    proc = start_download(bed, out, rate="3M")
+    try:
+        time.sleep(1.0)
+        restarted = bed.cli("agent", "restart", "--node", "map")
+        assert restarted.returncode == 0, restarted.stderr
+        finish(proc, out, bed)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    after = bed.status()
+    assert after["map_binding_cache"][0]["rcoa"] == before["guest"]["hmip"]["rcoa"]
+    assert after["map_binding_cache"][0]["lcoa"] == before["guest"]["hmip"]["lcoa"]
+    assert after["counters"]["map"].get("binding_restored") == 1
+    go(bed, "a")  # the restored MAP takes the next local BU
+    assert curl_v4(bed) == 200
+
+
 def test_router_daemon_ras_read_by_tshark_and_the_linux_kernel(bed: BedHandle,
                                                                 tmp_path: Path) -> None:
     with capture(bed.namespace("ar-a"), "eth0", tmp_path / "ra.pcap", "icmp6") as cap:
