@@ -22,9 +22,11 @@ from netstack.wire.errors import (
     ParseError,
     UnknownMobilityHeaderType,
 )
+from netstack.wire.icmpv6 import build_icmpv6_packet
 from netstack.wire.icmpv6_types import ICMPv6Error, ICMPv6Type
 from netstack.wire.ipv6 import ParsedPacket
 from netstack.wire.mh import BindingError, BindingErrorStatus
+from netstack.wire.mh_codec import build_mobility_packet
 
 UNSPECIFIED = IPv6Address("::")
 _MAX_INVOKING = 1280 - 40 - 8  # RFC 4443: as much of the packet as fits in the minimum MTU
@@ -34,12 +36,20 @@ _MAX_INVOKING = 1280 - 40 - 8  # RFC 4443: as much of the packet as fits in the 
 class BindingErrorReply:
     destination: IPv6Address
     message: BindingError
+    counter = "tx_binding_errors"
+
+    def packet(self, source: IPv6Address) -> bytes:
+        return build_mobility_packet(source, self.destination, self.message)
 
 
 @dataclass(frozen=True)
 class ParameterProblemReply:
     destination: IPv6Address
     message: ICMPv6Error
+    counter = "tx_parameter_problems"
+
+    def packet(self, source: IPv6Address) -> bytes:
+        return build_icmpv6_packet(source, self.destination, self.message, hop_limit=64)
 
 
 class ErrorRateLimiter:

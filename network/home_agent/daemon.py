@@ -16,11 +16,7 @@ from typing import Any
 
 from netstack.mobility.events import BindingCreated, BindingDeleted, BindingUpdated, DadRequested
 from netstack.mobility.home_agent import HomeAgent, HomeAgentPolicy
-from netstack.mobility.mh_errors import (
-    BindingErrorReply,
-    ErrorRateLimiter,
-    mobility_header_error,
-)
+from netstack.mobility.mh_errors import ErrorRateLimiter, mobility_header_error
 from netstack.nd.config import NdConfig
 from netstack.nd.events import RouterChanged
 from netstack.nd.host import NdHost
@@ -41,12 +37,13 @@ from netstack.wire.icmpv6_types import (
     NeighborSolicitation,
 )
 from netstack.wire.mh import BindingUpdate
-from netstack.wire.mh_codec import build_mobility_packet, decode_mobility_packet
+from netstack.wire.mh_codec import decode_mobility_packet
 from netstack.wire.offload import Offload, segment
 from network.home_agent.config import HomeAgentConfig
 from network.home_agent.forwarding import IPPROTO_IPV6, HomeAgentDataPlane
+from network.home_agent.hmip import DirectRegistrations
 from network.home_agent.ipsec import FORWARD, MOBILITY, TUNNELLED, HomeAgentSecurity
-from network.home_agent.persistence import load_bindings, save_bindings
+from network.home_agent.persistence import CoalescedWriter, load_bindings, save_bindings
 from network.home_agent.proxy_dad import ProxyDad
 
 log = logging.getLogger("home_agent")
@@ -55,7 +52,6 @@ _ETHERTYPE_IPV6 = b"\x86\xdd"
 _ND_ICMP_TYPES = frozenset((133, 134, 135, 136, 137))
 _MOBILITY_CHAIN = frozenset((0, 43, 60, 135))
 IPPROTO_ESP = 50
-SAVE_INTERVAL = 1.0  # least seconds between two writes of the binding cache under churn
 
 
 class HomeAgentDaemon:
@@ -80,13 +76,7 @@ class HomeAgentDaemon:
         self.node.keep_super_frame = self._is_reverse_tunnel
         if config.link.tx_thread:
             self.node.use_background_sender()
-        policy = HomeAgentPolicy(
-            allowed_home_addresses=frozenset(section.allowed_home_addresses) or None,
-            refused_home_addresses=frozenset(section.refused_home_addresses),
-            max_lifetime=section.max_lifetime,
-            require_protection=section.require_protection or config.ipsec.require_protection,
-        )
-        self.home_agent = HomeAgent(section.address, home_prefix=section.home_prefix, policy=policy)
+        self.home_agent = self._registration_service(config)
         self.proxy_dad = ProxyDad()
         self.dataplane = HomeAgentDataPlane(
             section.address.packed,
@@ -98,14 +88,25 @@ class HomeAgentDaemon:
         # Link-layer source of BUs sent from the home link (a node returning home): the BA
         # goes straight to it, since the node does not own its home address yet (11.5.4).
         self._on_link_macs: dict[IPv6Address, bytes] = {}
+        # HMIPv6 registration type 3 (BU from the LCoA): its BA goes back to the LCoA.
+        self.hmip_replies = DirectRegistrations(self.home_prefix)
         # Data frames of one receive batch, sent with one sendmmsg at the end of the batch.
         self._tx_frames: list[bytes] = []
         self._error_limiter = ErrorRateLimiter()
-        self._last_save = float("-inf")
-        self._save_due: float | None = None
-        self._save_interval = SAVE_INTERVAL
+        self.bindings_writer = CoalescedWriter(lambda now: self._save_bindings(now))
         self.loop: NodeLoop | None = None
         self.started_at = time.monotonic()
+
+    def _registration_service(self, config: HomeAgentConfig) -> HomeAgent:
+        """The binding cache's state machine (the MAP daemon puts its own here)."""
+        section = config.home_agent
+        policy = HomeAgentPolicy(
+            allowed_home_addresses=frozenset(section.allowed_home_addresses) or None,
+            refused_home_addresses=frozenset(section.refused_home_addresses),
+            max_lifetime=section.max_lifetime,
+            require_protection=section.require_protection or config.ipsec.require_protection,
+        )
+        return HomeAgent(section.address, home_prefix=section.home_prefix, policy=policy)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -133,7 +134,7 @@ class HomeAgentDaemon:
             self.counters["bindings_file_unreadable"] += 1
             return
         restored = self.home_agent.restore(entries, now)
-        self._last_save = now  # the file already holds what was just restored
+        self.bindings_writer.last = now  # the file already holds what was just restored
         # Proxy ND resumes without a multicast NA per binding: the home link's caches still
         # hold our MAC, and 100k NAs at start would be a storm (NS are answered as before).
         while (event := self.home_agent.next_event()) is not None:
@@ -143,25 +144,9 @@ class HomeAgentDaemon:
         if restored:
             log.info("restored %d binding(s) from %s", restored, self.bindings_file)
 
-    def _bindings_changed(self, now: float) -> None:
-        """Save at once, unless a save happened within SAVE_INTERVAL: then once when it ends.
-
-        One terminal's changes are written as they happen; a flood of registrations (or a
-        restore of 100k bindings) costs one write per interval, not one per binding.
-        """
-        if now - self._last_save >= self._save_interval:
-            self._save_bindings(now)
-        elif self._save_due is None:
-            self._save_due = self._last_save + self._save_interval
-
     def _save_bindings(self, now: float) -> None:
-        self._last_save = now
-        self._save_due = None
-        started = time.perf_counter()
         try:
             save_bindings(self.home_agent.binding_cache, self.bindings_file, now)
-            # a big cache is written less often: saving costs at most ~10% of the time
-            self._save_interval = max(SAVE_INTERVAL, 10 * (time.perf_counter() - started))
         except OSError as exc:
             self.counters["bindings_save_failed"] += 1
             log.warning("cannot save bindings: %s", exc)
@@ -172,8 +157,7 @@ class HomeAgentDaemon:
         self.node.close()
 
     def on_timer(self, now: float) -> None:
-        if self._save_due is not None and now >= self._save_due:
-            self._save_bindings(now)
+        self.bindings_writer.on_timer(now)
         self.nd.handle_timer(now)
         self.home_agent.handle_timer(now)
         self.proxy_dad.handle_timer(now)
@@ -306,8 +290,9 @@ class HomeAgentDaemon:
         if parsed.src in self.home_prefix:
             self._on_link_macs[parsed.src] = src_mac
         self.counters["rx_binding_updates"] += 1
+        src, home_address = self.hmip_replies.unwrap(parsed.src, parsed.home_address, message)
         self.home_agent.receive_binding_update(
-            parsed.src, parsed.home_address, message, now, protected=protected
+            src, home_address, message, now, protected=protected
         )
 
     def _answer_bad_mobility_header(self, parsed: Any, error: ParseError, now: float) -> None:
@@ -318,14 +303,8 @@ class HomeAgentDaemon:
         if not self._error_limiter.allow(now):
             self.counters["tx_mh_errors_rate_limited"] += 1
             return
-        if isinstance(reply, BindingErrorReply):
-            packet = build_mobility_packet(self.address, reply.destination, reply.message)
-            self.counters["tx_binding_errors"] += 1
-        else:
-            packet = build_icmpv6_packet(self.address, reply.destination, reply.message,
-                                         hop_limit=64)
-            self.counters["tx_parameter_problems"] += 1
-        self._send_from_self(packet, reply.destination, now)
+        self.counters[reply.counter] += 1
+        self._send_from_self(reply.packet(self.address), reply.destination, now)
 
     def _send_from_self(self, packet: bytes, destination: IPv6Address, now: float) -> None:
         """A packet the HA itself originates: to a registered home address it goes through
@@ -428,10 +407,11 @@ class HomeAgentDaemon:
         if self.loop is not None:
             self.loop.arm_earliest(
                 [self.nd.get_timer(), self.home_agent.get_timer(), self.proxy_dad.get_timer(),
-                 self._save_due]
+                 self.bindings_writer.due]
             )
 
     def _send_mobility(self, message: Any, now: float) -> None:
+        message = self.hmip_replies.redirect(message)
         packet = self.security.seal_mobility_message(message, now)
         if packet is None:
             return  # dropped by the SPD, counted by the processor
@@ -455,11 +435,11 @@ class HomeAgentDaemon:
             # Proxy ND for the home address (RFC 6275 10.4.1): answer NS, announce with NA.
             if not self.nd.is_proxied(event.home_address):
                 self.nd.add_proxy(event.home_address, now)
-            self._bindings_changed(now)
+            self.bindings_writer.changed(now)
         elif isinstance(event, BindingDeleted):
             log.info("binding for %s deleted", event.home_address)
             self.nd.remove_proxy(event.home_address)
-            self._bindings_changed(now)
+            self.bindings_writer.changed(now)
 
     # ------------------------------------------------------------------ control API
 

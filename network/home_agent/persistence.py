@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
+from collections.abc import Callable
 from ipaddress import IPv6Address, IPv6Network
 from pathlib import Path
 from socket import AF_INET6, inet_ntop, inet_pton
@@ -80,3 +82,35 @@ def load_bindings(path: Path, now: float) -> list[BindingCacheEntry]:
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"{path}: bad binding row: {exc}") from None
     return entries
+
+
+class CoalescedWriter:
+    """When to write the binding cache: at once for an isolated change, else at most once per
+    interval (issue 15: a BU flood or a restore of 100k bindings wrote the whole cache per
+    binding). The interval grows to 10x the last write's duration, so writing a big cache
+    stays under ~10% of the time. `due` is the deadline the daemon arms its timer for.
+    """
+
+    def __init__(self, write: Callable[[float], None], min_interval: float = 1.0) -> None:
+        self._write = write
+        self.min_interval = min_interval
+        self.interval = min_interval
+        self.last = float("-inf")
+        self.due: float | None = None
+
+    def changed(self, now: float) -> None:
+        if now - self.last >= self.interval:
+            self.write_now(now)
+        elif self.due is None:
+            self.due = self.last + self.interval
+
+    def write_now(self, now: float) -> None:
+        self.last = now
+        self.due = None
+        started = time.perf_counter()
+        self._write(now)
+        self.interval = max(self.min_interval, 10 * (time.perf_counter() - started))
+
+    def on_timer(self, now: float) -> None:
+        if self.due is not None and now >= self.due:
+            self.write_now(now)

@@ -29,8 +29,8 @@ def test_fifty_registrations_cost_two_writes(tmp_path: Path) -> None:
         _feed(daemon, [_bu(i) for i in range(50)], batch=10)
         assert len(daemon.home_agent.binding_cache) == 50
         assert save.call_count == 1  # the first change at once, the rest coalesced
-        assert daemon._save_due is not None
-        daemon.on_timer(daemon._save_due)
+        assert daemon.bindings_writer.due is not None
+        daemon.on_timer(daemon.bindings_writer.due)
         assert save.call_count == 2
     saved = load_bindings(daemon.bindings_file, time.monotonic())
     assert len(saved) == 50
@@ -41,4 +41,4 @@ def test_single_change_is_written_at_once(tmp_path: Path) -> None:
     _feed(daemon, [_bu(7)])
     saved = load_bindings(daemon.bindings_file, time.monotonic())
     assert [e.home_address for e in saved] == [terminal(7)[0]]
-    assert daemon._save_due is None
+    assert daemon.bindings_writer.due is None
