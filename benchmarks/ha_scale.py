@@ -273,7 +273,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES),
                         help="numbers of bindings (default 1000 10000 100000)")
     parser.add_argument("--bus", type=int, default=10_000, help="BUs per rate measurement")
+    parser.add_argument("--wire", type=int, metavar="N",
+                        help="instead: N terminals over the wire through a bed (root)")
     args = parser.parse_args(argv)
+    if args.wire:
+        from benchmarks import ha_scale_wire
+
+        wire = ha_scale_wire.run(args.wire)
+        print(f"over the wire, {args.wire} terminals: first registration "
+              f"{int(wire['register_answered'])} answered ({wire['register_ba_per_s']:,.0f} BA/s "
+              f"incl. 1 s proxy DAD), refresh {int(wire['refresh_answered'])} answered "
+              f"({wire['refresh_ba_per_s']:,.0f} BA/s); {int(wire['bindings'])} bindings; the HA sent "
+              f"{int(wire['ha_tx'])} BAs, dropped {int(wire['ha_tx_dropped'])} on send")
+        return 0
     reference = codec_reference()
     rows = run(args.sizes, args.bus)
     print(f"reference, same run: BU decode + BA encode alone {reference:,.0f} /s")
