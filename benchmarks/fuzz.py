@@ -65,7 +65,7 @@ def run(inputs: int, seed: int, workers: int, names: list[str]) -> tuple[dict, l
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    names = [t.name for t in targets()] + ["ha_receive_loop"]
+    names = [t.name for t in targets()] + ["ha_receive_loop", "guest_receive_loop"]
     parser = argparse.ArgumentParser(prog="python -m benchmarks fuzz", description=__doc__)
     parser.add_argument("--inputs", type=int, default=100_000, help="total inputs (default 100k)")
     parser.add_argument("--seed", type=int, default=1, help="random seed (reproducible runs)")

@@ -422,4 +422,97 @@ def home_agent_frames() -> list[bytes]:
 def daemon_targets(state_dir: str) -> list[Target]:
     """Targets that build a daemon (need a writable state directory)."""
     return [Target("ha_receive_loop", HomeAgentReceiveTarget(state_dir),
-                   tuple(home_agent_frames()), ())]
+                   tuple(home_agent_frames()), ()),
+            Target("guest_receive_loop", GuestReceiveTarget(state_dir),
+                   tuple(guest_frames()), ())]
+
+
+class _FakeTun:
+    def __init__(self, name: str, mtu: int = 1460, **_: object) -> None:
+        self.written = 0
+
+    def add_address(self, *_: object, **__: object) -> None:
+        pass
+
+    def add_route(self, *_: object, **__: object) -> None:
+        pass
+
+    def write(self, packet: object) -> bool:
+        self.written += 1
+        return True
+
+    def fileno(self) -> int:
+        return -1
+
+    def close(self) -> None:
+        pass
+
+
+class _FakeMonitor:
+    def __init__(self, ifname: str) -> None:
+        pass
+
+    def poll(self) -> list[bool]:
+        return []
+
+    def close(self) -> None:
+        pass
+
+
+class GuestReceiveTarget:
+    """The guest agent's receive path (`_on_link_readable`) on one fuzzed frame, with the
+    terminal registered (CoA on 5b, tunnel up) so tunnelled packets, BAs, BRRs and BEs reach
+    the deep paths. Nothing may escape it."""
+
+    COA = IPv6Address("2001:db8:b::1234")
+
+    def __init__(self, state_dir: str) -> None:
+        from unittest import mock
+
+        import guest_agent.agent as agent_module
+        from guest_agent.config import AgentConfig
+        from netstack.nd.events import AddressReady
+
+        config = AgentConfig()
+        config.node.state_dir = Path(state_dir)
+        config.link.manage_interface = False
+        config.link.tx_thread = False
+        config.host_link.interface = ""
+        with mock.patch.object(agent_module, "PacketLink", _FakeLink), \
+                mock.patch.object(agent_module, "TunDevice", _FakeTun), \
+                mock.patch.object(agent_module, "LinkMonitor", _FakeMonitor):
+            self.agent = agent_module.GuestAgent(config)
+        self.link: _FakeLink = self.agent.link  # type: ignore[assignment]
+        self.agent.nd.link_up(0.0)
+        self.agent._on_nd_event(AddressReady(self.COA, IPv6Network("2001:db8:b::/64"),
+                                             float("inf"), float("inf")), 0.0)
+        self.agent._after_input(0.0)
+        entry = self.agent.mobile_node.binding_update_list.get(HA)
+        if entry is not None:  # answer the BU the MN just sent: registered, tunnel up
+            ba = build_mobility_packet(HA, self.COA, BindingAck(0, entry.sequence, 400),
+                                       routing_type2=HOA)
+            self(build_ethernet(self.link.mac, MAC, ETH_P_IPV6, ba))
+
+    def __call__(self, frame: bytes) -> object:
+        self.link.pending = [memoryview(frame)]
+        self.agent._on_link_readable()
+        return None
+
+
+def guest_frames() -> list[bytes]:
+    coa = GuestReceiveTarget.COA
+    guest_mac = bytes.fromhex("02000000ee01")
+    packets = [
+        bytes(encapsulate(build_ipv6_packet(CN, HOA, 17, bytes.fromhex("0035d431000c0000") + b"dns!"),
+                          HA.packed, coa.packed)),
+        bytes(encapsulate(build_icmpv6_packet(CN, HOA, EchoRequest(1, 2, b"ping")),
+                          HA.packed, coa.packed)),
+        build_mobility_packet(HA, coa, BindingAck(status=0, sequence=9, lifetime=400),
+                              routing_type2=HOA),
+        build_mobility_packet(HA, coa, BindingRefreshRequest(), routing_type2=HOA),
+        # status 2 (status 1 would remove the binding and leave the later inputs shallow)
+        build_mobility_packet(HA, coa, BindingError(status=2, home_address=HOA)),
+        build_ipv6_packet(COA, coa, 50, bytes.fromhex("0000100100000001") + bytes(40)),
+    ]
+    return [build_ethernet(guest_mac, MAC, ETH_P_IPV6, p) for p in packets]
+
