@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from pathlib import Path
 
+from guest_agent.route_optimisation import RouteOptimisationSection
 from guest_agent.security import IpsecSection
 from netstack.runtime.configfile import NodeSection as CommonNodeSection
 from netstack.runtime.configfile import load_config
@@ -119,6 +120,7 @@ class AgentConfig:
     translation: TranslationSection = field(default_factory=TranslationSection)
     dns: DnsSection = field(default_factory=DnsSection)
     ipsec: IpsecSection = field(default_factory=IpsecSection)
+    route_optimisation: RouteOptimisationSection = field(default_factory=RouteOptimisationSection)
 
     @property
     def translation_state_file(self) -> Path:

@@ -43,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "without the mobile tunnel header)")
     tb_up.add_argument("--guest", choices=("lite", "vm"), default="lite",
                        help="lite: the guest agent in a namespace; vm: the QEMU guest (issue 5)")
+    tb_up.add_argument("--ro", action="store_true",
+                       help="route optimisation at the terminal (the CN always has it), and "
+                       "cn2 (2001:db8:8::2001), a correspondent without Mobile IPv6")
     tb_keys = tb_sub.add_parser("keys", help="the running bed's IPsec key files")
     _add_prefix(tb_keys)
     tb_keys.add_argument("--tshark", action="store_true",
@@ -100,7 +103,7 @@ def _cmd_testbed(args: argparse.Namespace) -> int:
         options = testbed.UpOptions(prefix=args.prefix, agents=not args.no_agents,
                                     ha_refuse=args.ha_refuse, state_root=STATE_ROOT,
                                     pool=args.pool, idle_timeout=args.idle_timeout,
-                                    ipsec=args.ipsec, guest=args.guest)
+                                    ipsec=args.ipsec, guest=args.guest, ro=args.ro)
         try:
             sdir = testbed.up(options)
         except ProvisioningError as exc:

@@ -20,11 +20,11 @@ from provisioning import netns, processes, radvd
 from provisioning.errors import ProvisioningError
 from provisioning.nodes import agents, cn, correspondent, dns, host
 from provisioning.nodes import ipsec as ipsec_keys
+from provisioning.nodes import route_optimisation as ro_nodes
 from provisioning.nodes.agents import TranslationOptions
 from provisioning.offloads import enable_gro, set_offloads_off
 from provisioning.topology import (
     BRIDGES,
-    CN_EXTRA_ADDRESSES,
     FIG1,
     GRO_ENDS,
     NODES,
@@ -52,6 +52,7 @@ class UpOptions:
     ipsec: str = ""  # issue 4: "signalling,tunnel,tunnel-only,e2e" (any combination)
     guest: str = "lite"  # issue 5: "vm" = the QEMU guest instead of the `guest` namespace
     log: Callable[[str], None] = print  # progress lines of the VM set-up
+    ro: bool = False  # issue 9: route optimisation at the terminal, and `cn2` (no MIPv6)
 
 
 def _link_index(ipr: IPRoute, ifname: str) -> int:
@@ -203,17 +204,18 @@ def up(options: UpOptions) -> str:
             _prepare_namespace(namespace(prefix, node), router=node in ROUTERS)
     _build_links(prefix, skip_node=agents.GUEST if vm_guest else None)
     _add_routes(prefix)
-    for address in CN_EXTRA_ADDRESSES:  # cn1..cn5.example (pool-exhaustion test)
-        # Deprecated, so the CN's unconnected UDP replies (iperf3 -u) still come from ::1001.
-        _add_address(namespace(prefix, "cn"), "eth0", f"{address}/64", deprecated=True)
+    if options.ro:
+        ro_nodes.add_cn2(prefix, sdir)
     _start_radvd(prefix, sdir)
     key_files = ipsec_keys.write_key_files(sdir, ipsec)  # mode 0600, random keys
-    if ipsec.end_to_end:  # the CN daemon must own the CN address before the servers bind it
-        correspondent.start(sdir, namespace(prefix, "cn"), key_files[ipsec_keys.CN_KEYS])
+    # The CN daemon (route optimisation; end-to-end ESP with --ipsec e2e) owns the CN address
+    # and cn1..cn5.example (CN_EXTRA_ADDRESSES, deprecated) before the servers bind them.
+    correspondent.start(sdir, namespace(prefix, "cn"),
+                        key_files[ipsec_keys.CN_KEYS] if ipsec.end_to_end else None)
     cn.start_services(sdir, namespace(prefix, "cn"))
     dns.start(sdir, namespace(prefix, dns.DNS_NODE))
     agents.write_configs(sdir, refuse_home_address=options.ha_refuse, translation=translation,
-                         ipsec=ipsec, offloads=not vm_guest)
+                         ipsec=ipsec, offloads=not vm_guest, route_optimisation=options.ro)
     if options.agents and vm_guest:
         from provisioning.image import build_image
         from provisioning.vm import bed
