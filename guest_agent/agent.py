@@ -118,6 +118,7 @@ class GuestAgent:
             config.route_optimisation, home_address=mob.home_address, home_agent=mob.home_agent,
             home_prefix=mob.home_prefix, dataplane=self.dataplane, node=self.node,
             counters=self.counters, scenarios=self.host_side.scenarios if self.host_side else None)
+        self.route_optimisation.wake = self._after_input
         self.loop: NodeLoop | None = None
         self.care_of_address: IPv6Address | None = None
         self.started_at = time.monotonic()

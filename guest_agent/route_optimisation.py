@@ -12,6 +12,7 @@ never waits for return routability.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv6Address, IPv6Network
 from typing import TYPE_CHECKING, Any
@@ -105,6 +106,8 @@ class RouteOptimisation:
         self.direct: dict[bytes, HomeAddressInserter] = {}
         # Destinations already offered to the registrations since the last change.
         self._seen: set[bytes] = set()
+        # The agent's "after input" step: RR messages go out with the packet that started RR.
+        self.wake: Callable[[float], None] | None = None
         self.scenarios = scenarios
         if scenarios is not None:
             self._configure_scenarios(scenarios)
@@ -129,6 +132,7 @@ class RouteOptimisation:
         frames: list[bytes] = []
         eth = self.dataplane.next_hop_header
         hoa = self._hoa
+        started = False
         for packet in packets:
             dst = bytes(packet[24:40])
             inserter = direct.get(dst)
@@ -136,7 +140,7 @@ class RouteOptimisation:
                 rest.append(packet)
                 if inserter is None and dst not in self._seen:
                     self._seen.add(dst)
-                    self.registrations.want(IPv6Address(dst), now)
+                    started = self.registrations.want(IPv6Address(dst), now) or started
                 continue
             out = inserter.insert(packet)
             inserter.packets += 1
@@ -149,6 +153,8 @@ class RouteOptimisation:
         sent = len(packets) - len(rest)
         if sent:
             self.counters["tx_route_optimised"] += sent
+        if started and self.wake is not None:
+            self.wake(now)
         return rest
 
     def takes(self, packet: bytes | bytearray) -> bool:
