@@ -118,7 +118,6 @@ class GuestAgent:
             config.route_optimisation, home_address=mob.home_address, home_agent=mob.home_agent,
             home_prefix=mob.home_prefix, dataplane=self.dataplane, node=self.node,
             counters=self.counters, scenarios=self.host_side.scenarios if self.host_side else None)
-        self.route_optimisation.wake = self._after_input
         self.loop: NodeLoop | None = None
         self.care_of_address: IPv6Address | None = None
         self.started_at = time.monotonic()
@@ -273,7 +272,8 @@ class GuestAgent:
         packets = self.route_optimisation.outbound(packets, now)  # HAO, direct to bound CNs
         frames, unresolved = self.dataplane.outbound(packets)
         self.node.send_frames(frames)
-        if unresolved:
+        if unresolved or self.route_optimisation.signalling_pending:
+            self.route_optimisation.signalling_pending = False
             for packet in unresolved:
                 if self.dataplane.tunnel_up:
                     next_dst = self.mobile_node.home_agent

@@ -12,7 +12,6 @@ never waits for return routability.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv6Address, IPv6Network
 from typing import TYPE_CHECKING, Any
@@ -106,8 +105,8 @@ class RouteOptimisation:
         self.direct: dict[bytes, HomeAddressInserter] = {}
         # Destinations already offered to the registrations since the last change.
         self._seen: set[bytes] = set()
-        # The agent's "after input" step: RR messages go out with the packet that started RR.
-        self.wake: Callable[[float], None] | None = None
+        # RR was started by outgoing traffic: the agent sends its messages right after the data.
+        self.signalling_pending = False
         self.scenarios = scenarios
         if scenarios is not None:
             self._configure_scenarios(scenarios)
@@ -153,8 +152,8 @@ class RouteOptimisation:
         sent = len(packets) - len(rest)
         if sent:
             self.counters["tx_route_optimised"] += sent
-        if started and self.wake is not None:
-            self.wake(now)
+        if started:
+            self.signalling_pending = True
         return rest
 
     def takes(self, packet: bytes | bytearray) -> bool:
