@@ -1,4 +1,4 @@
-"""`python -m benchmarks [inprocess|testbed|tayga|handover|all] [--json out.json]`."""
+"""`python -m benchmarks [inprocess|testbed|tayga|handover|ro|all] [--json out.json]`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from benchmarks import report
 from benchmarks.inprocess import DEFAULT_ITERATIONS, DEFAULT_REPEATS
 
-SUITES = ("inprocess", "testbed", "tayga", "handover", "all")
+SUITES = ("inprocess", "testbed", "tayga", "handover", "ro", "all")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,6 +62,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         with console.status("handover latency"):
             found, missing = handover.run()
+        results += found
+        skipped += missing
+    if args.suite in ("ro", "all"):  # issue 9: handover with RO, direct vs tunnelled
+        from benchmarks import route_optimisation
+
+        with console.status("route optimisation"):
+            found, missing = route_optimisation.run(args.duration)
         results += found
         skipped += missing
     if args.suite in ("tayga", "all"):

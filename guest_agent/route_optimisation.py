@@ -175,7 +175,7 @@ class RouteOptimisation:
                 return False
             plain = strip_routing_header(packet, self._hoa)
             if plain[6] == _MH:
-                self._signalling(memoryview(plain), now)
+                return self._signalling(memoryview(plain), now)
             else:
                 self.counters["rx_route_optimised"] += 1
                 tun_out.append(memoryview(plain))
@@ -203,14 +203,15 @@ class RouteOptimisation:
         return keep
 
     def _signalling(self, packet: memoryview, now: float) -> bool:
+        """A correspondent's Mobility Header message; False (not consumed) from anyone else."""
+        if IPv6Address(bytes(packet[8:24])) not in self.registrations.entries:
+            return False  # not a correspondent of ours: the home registration's path
         try:
             parsed = parse_ipv6_packet(packet)
             message = decode_mobility_packet(parsed)
         except ParseError as exc:
-            self.counters[f"rx_dropped_ro_{exc.reason}"] += 1
+            self.counters[f"rx_dropped_mh_{exc.reason}"] += 1
             return True
-        if parsed.src not in self.registrations.entries:
-            return False  # not a correspondent of ours: the home registration's path
         self.registrations.receive(parsed, message, now)
         return True
 

@@ -380,3 +380,37 @@ def test_tokens_in_hot_cot_are_the_cns() -> None:
     nonce = net.cn.nonces.lookup(hot.home_nonce_index, 0.0)
     assert hot.home_keygen_token == home_keygen_token(net.cn.kcn, HOA, nonce)
     assert cot.care_of_keygen_token == care_of_keygen_token(net.cn.kcn, COA_B, nonce)
+
+
+# ---------------------------------------------------------------- policy (table 220, config)
+
+
+def test_scenarios_follow_route_optimisation() -> None:
+    from guest_agent.scenario import Scenario, ScenarioPolicy
+
+    policy = ScenarioPolicy()
+    policy.set(Scenario.TRANSLATION_ON_ROUTE_OPTIMISATION, True)
+    policy.select(from_home_agent=True, protected=False)
+    policy.route_optimised(True)
+    assert Scenario.TRANSLATION_ON_ROUTE_OPTIMISATION in policy.active
+    assert Scenario.TRANSLATION_OFF_ROUTE_OPTIMISATION not in policy.active  # switched off
+    policy.select(from_home_agent=True, protected=False)  # a home refresh keeps it
+    assert Scenario.TRANSLATION_ON_ROUTE_OPTIMISATION in policy.active and policy.translating
+    policy.route_optimised(False)
+    assert Scenario.TRANSLATION_ON_ROUTE_OPTIMISATION not in policy.active
+    assert Scenario.TRANSLATION_ON in policy.active
+
+
+def test_config_section_all_or_prefixes() -> None:
+    from guest_agent.route_optimisation import RouteOptimisationSection
+
+    assert RouteOptimisationSection().networks() is None
+    section = RouteOptimisationSection(enabled=True, correspondents=["2001:db8:8::/64"])
+    assert section.networks() == (IPv6Network("2001:db8:8::/64"),)
+    with pytest.raises(ValueError):
+        RouteOptimisationSection(correspondents=["not-a-prefix"])
+    mn = CorrespondentRegistrations(HOA, HA, HOME, correspondents=section.networks())
+    mn.home_registered(COA_B, 420.0, 0.0)
+    assert not mn.want(IPv6Address("2001:db8:9::1"), 0.0)  # not in the list
+    assert not mn.want(HA, 0.0) and not mn.want(IPv6Address("2001:db8:6::77"), 0.0)
+    assert mn.want(CN, 0.0)
