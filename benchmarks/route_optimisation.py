@@ -80,7 +80,7 @@ def handover(prefix: str = "bror", cycles: int = 5) -> tuple[list[Measurement], 
                 for target in ("a", "b"):
                     pcap = os.path.join(tmp, f"{i}{target}.pcap")
                     dump = netns.popen(f"{prefix}-sw", ["tcpdump", "-i", "p-guest", "-n", "-U",
-                                                        "-s", "200", "-w", pcap, "udp"],
+                                                        "-s", "200", "-w", pcap, "ip6"],
                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                     time.sleep(1.0)
                     changed = time.time()
@@ -114,29 +114,55 @@ def handover(prefix: str = "bror", cycles: int = 5) -> tuple[list[Measurement], 
     return results, []
 
 
+def _ro_off_and_restart(prefix: str) -> None:
+    """The same bed, the guest without route optimisation: the tunnel to the same CN daemon."""
+    from provisioning.nodes.agents import GUEST, config_path, restart_agent
+    from provisioning.topology import state_dir
+
+    sdir = state_dir(prefix)
+    path = config_path(sdir, GUEST)
+    with open(path) as f:
+        text = f.read()
+    head, _, tail = text.partition("[route_optimisation]")
+    with open(path, "w") as f:
+        f.write(head + "[route_optimisation]" + tail.replace("enabled = true", "enabled = false", 1))
+    restart_agent(sdir, GUEST)
+
+
 def throughput(prefix: str = "brot", duration: int = 5) -> tuple[list[Measurement], list[Skipped]]:
-    """TCP guest -> CN and back, direct (--ro) and through the tunnel, same run."""
+    """TCP guest <-> CN: direct (--ro), then the tunnel in the same bed (guest RO off, the same
+    userspace CN), then a bed without --ro (kernel CN), all in the same run."""
     if os.geteuid() != 0:
         return [], [Skipped("ro", "throughput", "needs root")]
     results: list[Measurement] = []
     skipped: list[Skipped] = []
-    for label, extra in (("direct (RO)", ["--ro"]), ("tunnel (reference)", [])):
-        name = f"{prefix}{'d' if extra else 't'}"
+
+    def measure(name: str, label: str, via: str) -> None:
+        tb.wait_for_binding(name)
+        for direction, reverse in (("guest->CN", False), ("CN->guest (-R)", True)):
+            data = tb.iperf3_from_guest(name, udp=False, duration=duration, reverse=reverse)
+            results.append(tb.tcp_measurement("ro", f"TCP {direction}, {label}", data, via))
+
+    for ro in (True, False):
+        name = f"{prefix}{'d' if ro else 't'}"
         try:
-            done = tb._cli("testbed", "up", "--prefix", name, *extra, timeout=tb.UP_TIMEOUT)
+            done = tb._cli("testbed", "up", "--prefix", name, *(["--ro"] if ro else []),
+                           timeout=tb.UP_TIMEOUT)
             if done.returncode != 0:
                 raise tb.CommandFailed(done.stderr[-300:])
-            tb.wait_for_binding(name)
-            if extra:  # RR on a first exchange, then the binding at the CN
+            if ro:
+                tb.wait_for_binding(name)
+                # RR on a first exchange, then the binding at the CN
                 tb.node_exec(name, "guest", ["curl", "-s", "-o", "/dev/null", "--interface",
                                              HOME_ADDRESS, f"http://[{CN}]/"], timeout=20)
                 time.sleep(2)
-            for direction, reverse in (("guest->CN", False), ("CN->guest (-R)", True)):
-                data = tb.iperf3_from_guest(name, udp=False, duration=duration, reverse=reverse)
-                results.append(tb.tcp_measurement("ro", f"TCP {direction}, {label}", data,
-                                                  "direct CoA<->CN" if extra else "via HA"))
+                measure(name, "direct (RO)", "CoA <-> userspace CN, HAO/RH2")
+                _ro_off_and_restart(name)
+                measure(name, "tunnel, same userspace CN (reference)", "via HA")
+            else:
+                measure(name, "tunnel, kernel CN (bed without --ro)", "via HA")
         except tb.CommandFailed as exc:
-            skipped.append(Skipped("ro", f"throughput {label}", str(exc)))
+            skipped.append(Skipped("ro", f"throughput {name}", str(exc)))
         finally:
             tb.teardown(name)
     return results, skipped

@@ -25,6 +25,7 @@ from provisioning.nodes.agents import TranslationOptions
 from provisioning.offloads import enable_gro, set_offloads_off
 from provisioning.topology import (
     BRIDGES,
+    CN_EXTRA_ADDRESSES,
     FIG1,
     GRO_ENDS,
     NODES,
@@ -204,14 +205,20 @@ def up(options: UpOptions) -> str:
             _prepare_namespace(namespace(prefix, node), router=node in ROUTERS)
     _build_links(prefix, skip_node=agents.GUEST if vm_guest else None)
     _add_routes(prefix)
+    # The userspace CN (route optimisation, end-to-end ESP) runs when the bed needs it; else
+    # the CN is the plain kernel (a Python CN caps the bed near 240 Mbit/s instead of ~1 Gbit/s).
+    cn_daemon = options.ro or ipsec.end_to_end
+    if not cn_daemon:
+        for address in CN_EXTRA_ADDRESSES:  # cn1..cn5.example (pool-exhaustion test)
+            # Deprecated, so the CN's unconnected UDP replies (iperf3 -u) still come from ::1001.
+            _add_address(namespace(prefix, "cn"), "eth0", f"{address}/64", deprecated=True)
     if options.ro:
         ro_nodes.add_cn2(prefix, sdir)
     _start_radvd(prefix, sdir)
     key_files = ipsec_keys.write_key_files(sdir, ipsec)  # mode 0600, random keys
-    # The CN daemon (route optimisation; end-to-end ESP with --ipsec e2e) owns the CN address
-    # and cn1..cn5.example (CN_EXTRA_ADDRESSES, deprecated) before the servers bind them.
-    correspondent.start(sdir, namespace(prefix, "cn"),
-                        key_files[ipsec_keys.CN_KEYS] if ipsec.end_to_end else None)
+    if cn_daemon:  # it owns the CN address (and cn1..cn5) before the servers bind them
+        correspondent.start(sdir, namespace(prefix, "cn"),
+                            key_files[ipsec_keys.CN_KEYS] if ipsec.end_to_end else None)
     cn.start_services(sdir, namespace(prefix, "cn"))
     dns.start(sdir, namespace(prefix, dns.DNS_NODE))
     agents.write_configs(sdir, refuse_home_address=options.ha_refuse, translation=translation,

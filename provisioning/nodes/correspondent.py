@@ -1,7 +1,8 @@
 """The userspace correspondent node daemon (network.correspondent) in the test bed.
 
-Always running: it is the CN's route optimisation (RFC 6275 section 9, issue 9) and, with
-`testbed up --ipsec e2e`, its end-to-end ESP (the CN kernel has none). The daemon takes over the CN's eth0 (it disables kernel IPv6 there, which also removes the
+Running with `testbed up --ro` (the CN's route optimisation, RFC 6275 section 9, issue 9)
+and with `--ipsec e2e` (end-to-end ESP: the CN kernel has none); RO is on in both. Without
+either the CN stays the plain kernel stack. The daemon takes over the CN's eth0 (it disables kernel IPv6 there, which also removes the
 kernel's address and default route) and carries the CN address on a TUN, where the CN's
 servers keep running as ordinary kernel applications. Start it before the servers: they
 bind to the CN address, which exists only once the TUN has it.
