@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 from netstack.mobility.constants import MAX_RR_BINDING_LIFETIME
 from netstack.mobility.events import (
     BindingAccepted,
-    BindingDeregistered,
     BindingExpired,
     BindingRefused,
     ReturnedHome,
@@ -169,6 +168,8 @@ class RouteOptimisation:
             return False
         coa = self.dataplane.care_of_address
         if coa is None or packet[24:40] != coa or packet[8:24] == self.dataplane.home_agent:
+            if next_header == _MH and packet[24:40] == self._hoa and self.registrations.entries:
+                return self._signalling(packet, now)  # at home: the CN's BA / HoT
             return False
         if next_header == _ROUTING:
             if routing_header_address(packet) != self._hoa:
@@ -223,8 +224,8 @@ class RouteOptimisation:
         regs = self.registrations
         if isinstance(event, BindingAccepted) and event.destination == regs.home_agent:
             regs.home_registered(event.care_of_address, now + event.lifetime, now)
-        elif isinstance(event, BindingRefused | BindingExpired | BindingDeregistered):
-            regs.home_lost(now)
+        elif isinstance(event, BindingRefused | BindingExpired):
+            regs.home_lost(now)  # (BindingDeregistered: ReturnedHome follows, de-register then)
         elif isinstance(event, ReturnedHome):
             regs.returned_home(now)
 

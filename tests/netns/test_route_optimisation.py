@@ -233,3 +233,25 @@ def test_end_to_end_esp_inside_hao_and_rh2(tmp_path: Path) -> None:
         assert not any(r["tcp.port"] for r in out + inbound)
         counters = bed.status()["counters"]["guest"]
         assert counters.get("tx_route_optimised", 0) > 0 and counters.get("rx_route_optimised", 0) > 0
+
+
+def test_returning_home_deregisters_at_the_cn(ro_bed: BedHandle) -> None:
+    bed = ro_bed
+    wait_registered(bed, VISITED_B)
+    wait_direct(bed, VISITED_B)
+    assert bed.status()["cn"]["route_optimisation"]["binding_cache"]
+    moved = bed.move("home")
+    assert moved.returncode == 0, moved.stderr
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        status = bed.status()
+        if not status["cn"]["route_optimisation"]["binding_cache"] and _entry(status, CN) is None:
+            break
+        time.sleep(0.2)
+    else:
+        raise AssertionError(status["binding_update_list"])
+    assert status["counters"]["guest"].get("ro_deregistered", 0) >= 1
+    assert status["counters"]["cn"].get("binding_deleted", 0) >= 1
+    moved = bed.move("b")  # leave the shared bed as the other tests expect it
+    assert moved.returncode == 0, moved.stderr
+    wait_direct(bed, VISITED_B)
