@@ -23,6 +23,24 @@ INSERTABLE = frozenset((6, 17, 58, 50, 44, 59))
 _PLEN = struct.Struct("!H")
 
 
+def _insert(packet: bytes | bytearray | memoryview, header: int, body: bytes, *,
+            source: bytes | None = None, destination: bytes | None = None) -> bytearray:
+    """`packet` with a 24-octet extension header (`header`, then `body`) behind the IPv6
+    header, and the source or destination replaced."""
+    out = bytearray(len(packet) + EXTENSION_LEN)
+    out[0:4] = packet[0:4]
+    _PLEN.pack_into(out, 4, ((packet[4] << 8) | packet[5]) + EXTENSION_LEN)
+    out[6] = header
+    out[7] = packet[7]
+    out[8:24] = source if source is not None else packet[8:24]
+    out[24:40] = destination if destination is not None else packet[24:40]
+    out[40] = packet[6]
+    out[41] = 2  # (2 + 1) x 8 octets
+    out[42:64] = body
+    out[64:] = packet[40:]
+    return out
+
+
 class HomeAddressInserter:
     """Send routine 100, direct path: HoA -> CN becomes CoA -> CN + Home Address option."""
 
@@ -34,18 +52,7 @@ class HomeAddressInserter:
         self._options = bytes((1, 2, 0, 0, OPT_HOME_ADDRESS, 16)) + home_address
 
     def insert(self, packet: bytes | bytearray | memoryview) -> bytearray:
-        out = bytearray(len(packet) + EXTENSION_LEN)
-        out[0:4] = packet[0:4]
-        _PLEN.pack_into(out, 4, ((packet[4] << 8) | packet[5]) + EXTENSION_LEN)
-        out[6] = IPPROTO_DSTOPTS
-        out[7] = packet[7]
-        out[8:24] = self.care_of_address
-        out[24:40] = packet[24:40]
-        out[40] = packet[6]
-        out[41] = 2  # (2 + 1) x 8 octets
-        out[42:64] = self._options
-        out[64:] = packet[40:]
-        return out
+        return _insert(packet, IPPROTO_DSTOPTS, self._options, source=self.care_of_address)
 
 
 class RoutingHeaderInserter:
@@ -57,18 +64,7 @@ class RoutingHeaderInserter:
         self._tail = bytes((2, 1, 0, 0, 0, 0)) + home_address  # type 2, segments left 1
 
     def insert(self, packet: bytes | bytearray | memoryview) -> bytearray:
-        out = bytearray(len(packet) + EXTENSION_LEN)
-        out[0:4] = packet[0:4]
-        _PLEN.pack_into(out, 4, ((packet[4] << 8) | packet[5]) + EXTENSION_LEN)
-        out[6] = IPPROTO_ROUTING
-        out[7] = packet[7]
-        out[8:24] = packet[8:24]
-        out[24:40] = self.care_of_address
-        out[40] = packet[6]
-        out[41] = 2
-        out[42:64] = self._tail
-        out[64:] = packet[40:]
-        return out
+        return _insert(packet, IPPROTO_ROUTING, self._tail, destination=self.care_of_address)
 
 
 def _strip(packet: bytes | bytearray | memoryview, *, source: bytes | None,
