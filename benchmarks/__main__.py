@@ -64,11 +64,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             found, missing = handover.run()
         results += found
         skipped += missing
+        if args.suite == "handover":  # with RO: to the tunnel and to the direct path (issue 9)
+            from benchmarks import route_optimisation
+
+            with console.status("handover latency with route optimisation"):
+                found, missing = route_optimisation.handover()
+            results += found
+            skipped += missing
     if args.suite in ("ro", "all"):  # issue 9: handover with RO, direct vs tunnelled
         from benchmarks import route_optimisation
 
         with console.status("route optimisation"):
-            found, missing = route_optimisation.run(args.duration)
+            found, missing = route_optimisation.run(args.duration)  # handover + throughput
         results += found
         skipped += missing
     if args.suite in ("tayga", "all"):
