@@ -1,4 +1,4 @@
-"""`python -m benchmarks [inprocess|testbed|tayga|handover|ro|all] [--json out.json]`."""
+"""`python -m benchmarks [inprocess|testbed|tayga|handover|hmip|ro|all] [--json out.json]`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from benchmarks import report
 from benchmarks.inprocess import DEFAULT_ITERATIONS, DEFAULT_REPEATS
 
-SUITES = ("inprocess", "testbed", "tayga", "handover", "ro", "all")
+SUITES = ("inprocess", "testbed", "tayga", "handover", "hmip", "ro", "all")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,6 +71,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 found, missing = route_optimisation.handover()
             results += found
             skipped += missing
+    if args.suite in ("hmip", "all"):
+        from benchmarks import hmip_handover
+
+        with console.status("intra-MAP handover against full Mobile IPv6"):
+            found, missing = hmip_handover.run()
+        results += found
+        skipped += missing
     if args.suite in ("ro", "all"):  # issue 9: handover with RO, direct vs tunnelled
         from benchmarks import route_optimisation
 

@@ -12,7 +12,7 @@ never waits for return routability.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from ipaddress import IPv6Address, IPv6Network
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +41,7 @@ from netstack.wire.ro_headers import (
 if TYPE_CHECKING:
     from collections import Counter
 
+    from guest_agent.config import AgentConfig
     from guest_agent.dataplane import GuestDataPlane
     from guest_agent.scenario import ScenarioPolicy
     from netstack.runtime.link_node import LinkNode
@@ -109,6 +110,21 @@ class RouteOptimisation:
         self.scenarios = scenarios
         if scenarios is not None:
             self._configure_scenarios(scenarios)
+
+    @classmethod
+    def from_config(cls, config: AgentConfig, *, hmip: bool, dataplane: GuestDataPlane,
+                    node: LinkNode, counters: Counter[str],
+                    scenarios: ScenarioPolicy | None) -> RouteOptimisation:
+        """The agent's unit. With HMIPv6 on, RO stays off: RO from the RCoA through the MAP
+        (RFC 5380) is not built, and a HAO from the LCoA would bypass the MAP."""
+        mob = config.mobility
+        section = config.route_optimisation
+        if hmip and section.enabled:
+            section = replace(section, enabled=False)
+            log.warning("route optimisation is off: not supported together with [hmip]")
+        return cls(section, home_address=mob.home_address, home_agent=mob.home_agent,
+                   home_prefix=mob.home_prefix, dataplane=dataplane, node=node,
+                   counters=counters, scenarios=scenarios)
 
     def _configure_scenarios(self, scenarios: ScenarioPolicy) -> None:
         """Table 220: 10011 / 11001 are on when route optimisation is configured."""

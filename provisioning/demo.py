@@ -129,6 +129,10 @@ def run_demo(console: Console, prefix: str = "demo", keep: bool = False,
                              and _sha256(out) == expected_sha)
         report.counters = status_module.collect(sdir)["counters"]
         _print_report(console, report)
+        if guest == "lite":  # issue 10: the MAP domain, in a bed of its own
+            from provisioning.demo_hmip import run_hmip_demo
+
+            report.intact = run_hmip_demo(console, f"{prefix}h") and report.intact
         if guest == "lite":  # issue 9: route optimisation, in a bed of its own
             from provisioning import demo_ro
 
