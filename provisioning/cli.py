@@ -56,8 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     tb_up.add_argument("--guest", choices=("lite", "vm"), default="lite",
                        help="lite: the guest agent in a namespace; vm: the QEMU guest (issue 5)")
     tb_up.add_argument("--ro", action="store_true",
-                       help="route optimisation at the terminal (the CN always has it), and "
-                       "cn2 (2001:db8:8::2001), a correspondent without Mobile IPv6")
+                       help="route optimisation at the terminal and at the CN (its userspace "
+                       "daemon), and cn2 (2001:db8:8::2001), a correspondent without Mobile IPv6")
     tb_keys = tb_sub.add_parser("keys", help="the running bed's IPsec key files")
     _add_prefix(tb_keys)
     tb_keys.add_argument("--tshark", action="store_true",
