@@ -1,4 +1,4 @@
-"""`python -m benchmarks [inprocess|testbed|tayga|handover|hmip|all] [--json out.json]`;
+"""`python -m benchmarks [inprocess|testbed|tayga|handover|hmip|ro|all] [--json out.json]`;
 `python -m benchmarks fuzz --inputs N`; `python -m benchmarks ha-scale`."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from benchmarks import report
 from benchmarks.inprocess import DEFAULT_ITERATIONS, DEFAULT_REPEATS
 
-SUITES = ("inprocess", "testbed", "tayga", "handover", "hmip", "all")
+SUITES = ("inprocess", "testbed", "tayga", "handover", "hmip", "ro", "all")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,11 +74,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             found, missing = handover.run()
         results += found
         skipped += missing
+        if args.suite == "handover":  # with RO: to the tunnel and to the direct path (issue 9)
+            from benchmarks import route_optimisation
+
+            with console.status("handover latency with route optimisation"):
+                found, missing = route_optimisation.handover()
+            results += found
+            skipped += missing
     if args.suite in ("hmip", "all"):
         from benchmarks import hmip_handover
 
         with console.status("intra-MAP handover against full Mobile IPv6"):
             found, missing = hmip_handover.run()
+        results += found
+        skipped += missing
+    if args.suite in ("ro", "all"):  # issue 9: handover with RO, direct vs tunnelled
+        from benchmarks import route_optimisation
+
+        with console.status("route optimisation"):
+            found, missing = route_optimisation.run(args.duration)  # handover + throughput
         results += found
         skipped += missing
     if args.suite in ("tayga", "all"):
