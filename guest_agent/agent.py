@@ -86,6 +86,7 @@ class GuestAgent:
         if config.link.tx_thread:
             self.node.use_background_sender()
         self.nd = nd
+        nd.unspecified_solicit_targets.add(mob.home_agent)  # returning home, RFC 6275 11.5.5
         timers = MobilityTimers(
             initial_bindack_timeout_first_reg=mob.initial_bindack_timeout_first_reg,
             initial_bindack_timeout=mob.initial_bindack_timeout,

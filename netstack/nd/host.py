@@ -93,6 +93,9 @@ class NdHost(AddressAutoconfiguration, NeighborResolution, MovementDetection):
         self._frames: list[tuple[bytes, bytes]] = []
         # Address resolutions that had no usable NS source yet (RFC 4429 3.3), by target.
         self._deferred_solicits: dict[IPv6Address, Solicit] = {}
+        # RFC 6275 11.5.5: a mobile node returning home may resolve its home agent with an
+        # NS from :: (multicast, no SLLAO) before any address of its own is usable.
+        self.unspecified_solicit_targets: set[IPv6Address] = set()
 
     # ================================================================ outputs
 

@@ -168,6 +168,9 @@ class NeighborResolution:
 
     def _solicit(self, action: Solicit) -> None:
         src = self._ns_source(action.target)
+        if src is None and action.target in self.unspecified_solicit_targets:
+            self._solicit_from_unspecified(action.target)
+            return
         if src is None:
             # Only optimistic/tentative addresses so far (just after a link change): hold the
             # solicitation until DAD gives us a source, instead of failing resolution.
@@ -183,4 +186,15 @@ class NeighborResolution:
             dst,
             NeighborSolicitation(action.target, (SourceLinkLayerAddress(self.mac),)),
             dst_mac=dst_mac,
+        )
+
+    def _solicit_from_unspecified(self, target: IPv6Address) -> None:
+        """RFC 6275 11.5.5, a mobile node returning home: its link-local address is still
+        optimistic (RFC 4429 3.3 forbids it as an NS source) and its home address is still
+        defended by the home agent, so it solicits the home agent from the unspecified address,
+        multicast to the solicited-node group and without SLLAO (RFC 4861 7.2.2/4.3). The
+        home agent answers with a multicast NA (RFC 4861 7.2.4) that completes the entry."""
+        self._count("ns_from_unspecified")
+        self._send_nd(
+            UNSPECIFIED, solicited_node_multicast(target), NeighborSolicitation(target, ())
         )

@@ -43,6 +43,10 @@ class HomeAgentSection:
     require_protection: bool = False
     # RFC 6275 10.4.1: DAD for a new home address before accepting it.
     proxy_dad: bool = True
+    # The home agent's RetransTimer on the home link (RFC 4861 6.3.2, seconds): proxy DAD waits
+    # DupAddrDetectTransmits (1) x RetransTimer (RFC 4862 5.4). Advertise the same value in the
+    # home link's RAs (radvd AdvRetransTimer) so every node there agrees.
+    retrans_timer: float = 1.0
 
 
 @dataclass

@@ -77,7 +77,7 @@ class HomeAgentDaemon:
         if config.link.tx_thread:
             self.node.use_background_sender()
         self.home_agent = self._registration_service(config)
-        self.proxy_dad = ProxyDad()
+        self.proxy_dad = ProxyDad(retrans_timer=section.retrans_timer)
         self.dataplane = HomeAgentDataPlane(
             section.address.packed,
             self.link.mac,

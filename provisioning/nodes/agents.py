@@ -14,6 +14,7 @@ from provisioning import control, processes
 from provisioning.errors import ProvisioningError
 from provisioning.nodes.ipsec import IpsecOptions
 from provisioning.nodes.ipsec import apply_to_config as apply_ipsec_config
+from provisioning.radvd import HOME_LINK_RETRANS_TIMER_MS
 from provisioning.topology import DNS_ADDRESS, HOME_ADDRESS, HOME_AGENT, HOME_PREFIX
 
 GUEST = "guest"
@@ -21,7 +22,7 @@ HOME_AGENT_NODE = "ha"
 AGENT_MODULES = {GUEST: "guest_agent", HOME_AGENT_NODE: "network.home_agent"}
 SOCKET_WAIT = 15.0
 
-TomlValue = str | int | bool | Sequence[str]
+TomlValue = str | int | float | bool | Sequence[str]
 
 
 def _toml_value(value: TomlValue) -> str:
@@ -29,6 +30,8 @@ def _toml_value(value: TomlValue) -> str:
         return "true" if value else "false"
     if isinstance(value, int):
         return str(value)
+    if isinstance(value, float):
+        return repr(value)
     if isinstance(value, str):
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     return "[" + ", ".join(_toml_value(v) for v in value) + "]"
@@ -117,6 +120,7 @@ def home_agent_config(state_dir: str, *, refuse_home_address: bool = False) -> d
         "link": {"interface": "eth0"},
         "home_agent": {"address": str(HOME_AGENT), "home_prefix": str(HOME_PREFIX),
                        "interface": "eth0",
+                       "retrans_timer": HOME_LINK_RETRANS_TIMER_MS / 1000,  # proxy DAD, 10.3.1
                        "refused_home_addresses": [str(HOME_ADDRESS)] if refuse_home_address else []},
     }
 
