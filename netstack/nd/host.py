@@ -96,6 +96,7 @@ class NdHost(AddressAutoconfiguration, NeighborResolution, MovementDetection):
         # RFC 6275 11.5.5: a mobile node returning home may resolve its home agent with an
         # NS from :: (multicast, no SLLAO) before any address of its own is usable.
         self.unspecified_solicit_targets: set[IPv6Address] = set()
+        self._solicited_from_unspecified: set[IPv6Address] = set()  # answer awaited
 
     # ================================================================ outputs
 

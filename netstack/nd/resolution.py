@@ -120,10 +120,17 @@ class NeighborResolution:
                 self._count("address_conflict")
             return
         tlla = find_option(na.options, TargetLinkLayerAddress)
+        # RFC 6275 11.5.5: the multicast answer (S=0) to our NS from :: SHOULD make the home
+        # agent's entry REACHABLE, as a solicited answer would.
+        answered = na.target in self._solicited_from_unspecified and isinstance(
+            tlla, TargetLinkLayerAddress
+        )
+        if answered:
+            self._solicited_from_unspecified.discard(na.target)
         actions, router_cleared = self.neighbors.advertisement(
             na.target,
             tlla.address if isinstance(tlla, TargetLinkLayerAddress) else None,
-            solicited=na.solicited,
+            solicited=na.solicited or answered,
             override=na.override,
             router=na.router,
             now=now,
@@ -195,6 +202,7 @@ class NeighborResolution:
         multicast to the solicited-node group and without SLLAO (RFC 4861 7.2.2/4.3). The
         home agent answers with a multicast NA (RFC 4861 7.2.4) that completes the entry."""
         self._count("ns_from_unspecified")
+        self._solicited_from_unspecified.add(target)
         self._send_nd(
             UNSPECIFIED, solicited_node_multicast(target), NeighborSolicitation(target, ())
         )

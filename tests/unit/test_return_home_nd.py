@@ -70,6 +70,8 @@ def test_home_agent_is_solicited_from_unspecified_at_once() -> None:
     deliver(host, na.packet.src, na.packet.dst, na.message, HA_MAC, 0.022)
     frames = [(mac, raw) for mac, raw in host.frames_to_send() if raw[6] == 135]
     assert frames == [(HA_MAC, _deregistration_bu())]
+    entry = host.neighbors.get(HOME_AGENT)
+    assert entry.mac == HA_MAC and entry.state == "REACHABLE"  # SHOULD of 11.5.5
 
 
 def test_other_targets_still_wait_for_dad() -> None:
