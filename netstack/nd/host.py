@@ -25,6 +25,7 @@ from netstack.nd.config import NdConfig
 from netstack.nd.constants import IPV6_MIN_MTU, MAX_RANDOM_FACTOR, MIN_RANDOM_FACTOR, ND_HOP_LIMIT
 from netstack.nd.events import (
     AddressExpired,
+    AddressReady,
     MapDiscovered,
     NdEvent,
     RouterChanged,
@@ -84,6 +85,9 @@ class NdHost(AddressAutoconfiguration, NeighborResolution, MovementDetection):
         self.neighbors.reachable_time = self._random_reachable_time()
         self.link_is_up = False
         self._attached_before = False
+        # After a re-attachment, the first RA with prefixes tells whether we are still on the
+        # same link (RFC 6275 11.5.1); if so the care-of address is reported again.
+        self._confirm_link = False
         self.care_of_address: IPv6Address | None = None  # the SLAAC address of this link
         self._rs_sent = 0
         self._rs_next: float | None = None
@@ -178,6 +182,7 @@ class NdHost(AddressAutoconfiguration, NeighborResolution, MovementDetection):
                 entry.state = self._dad_state(entry.origin)
             if entry.under_dad and entry.dad_next is None:
                 self._start_dad(entry, now)
+        self._confirm_link = self._attached_before
         self._attached_before = True
         self.neighbors.mark_all_stale()
         self._rs_sent = 0
@@ -343,6 +348,9 @@ class NdHost(AddressAutoconfiguration, NeighborResolution, MovementDetection):
         advertised = tuple(o.prefix for o in pios if not o.prefix.is_link_local)
         if self._is_movement(advertised):
             self._handle_movement(advertised, src, now)
+        if self._confirm_link and advertised:
+            self._confirm_link = False
+            self._report_same_link()
         if ra.router_lifetime > 0:
             self._rs_next = None  # RFC 4861 6.3.7: desist from soliciting
         if ra.cur_hop_limit:
@@ -434,6 +442,17 @@ class NdHost(AddressAutoconfiguration, NeighborResolution, MovementDetection):
             self._rs_next = now + self.config.rtr_solicitation_interval
         else:
             self._rs_next = None
+
+    def _report_same_link(self) -> None:
+        """No movement after a carrier flap: the care-of address is still ours and usable, so
+        say so again (AddressReady), letting the mobile node resume what the outage stopped
+        (an outstanding BU, a due refresh) instead of waiting for the next move."""
+        entry = self.addresses.get(self.care_of_address) if self.care_of_address else None
+        if entry is not None and entry.state is not AddressState.TENTATIVE:
+            self._count("same_link_confirmed")
+            self._events.append(
+                AddressReady(entry.address, entry.prefix, entry.valid_until, entry.preferred_until)
+            )
 
     def _check_router_change(self) -> None:
         router = self.default_router

@@ -71,7 +71,10 @@ class HomeAgentDaemon:
         if config.link.manage_interface:
             configure_link(ifname, disable_ipv6=True, offloads_off=True)
         self.link = PacketLink(ifname, vnet_hdr=config.link.offloads)
-        self.nd = NdHost(self.link.mac, config=NdConfig(is_router=True, slaac=False))
+        # Its own RetransTimer, the one the home link advertises (RFC 4861 6.2.7 consistency):
+        # its own address's DAD, NUD and proxy DAD all follow it.
+        self.nd = NdHost(self.link.mac, config=NdConfig(
+            is_router=True, slaac=False, retrans_timer=section.retrans_timer))
         self.node = LinkNode(self.link, self.nd, self.counters)
         self.node.keep_super_frame = self._is_reverse_tunnel
         if config.link.tx_thread:
