@@ -13,11 +13,6 @@ from ipaddress import IPv6Network
 MIN_RTR_ADV_INTERVAL = 0.05
 MAX_RTR_ADV_INTERVAL = 1.5
 MIN_DELAY_BETWEEN_RAS = 0.05
-# The home link's RetransTimer (RFC 4861 6.2.1 AdvRetransTimer, ms), also the home agent's own:
-# the HA's DAD for a home address it has no binding for (RFC 6275 10.3.1, a MUST) lasts one
-# RetransTimer (RFC 4862 5.4), the only wait left on a home -> visited move. 0 = unspecified
-# (RFC 4861 default 1 s).
-HOME_LINK_RETRANS_TIMER_MS = 50
 
 
 @dataclass(frozen=True)
@@ -27,8 +22,7 @@ class RadvdPaths:
     logfile: str
 
 
-def render_config(interface: str, prefix: IPv6Network, *, home_agent_flag: bool = False,
-                  retrans_timer_ms: int = 0) -> str:
+def render_config(interface: str, prefix: IPv6Network, *, home_agent_flag: bool = False) -> str:
     """radvd.conf for one interface advertising one autonomous on-link prefix."""
     if not MIN_RTR_ADV_INTERVAL <= 0.75 * MAX_RTR_ADV_INTERVAL:
         raise ValueError("MinRtrAdvInterval must be <= 0.75 * MaxRtrAdvInterval")
@@ -42,7 +36,6 @@ def render_config(interface: str, prefix: IPv6Network, *, home_agent_flag: bool 
         f"    MinDelayBetweenRAs {MIN_DELAY_BETWEEN_RAS};\n"
         "    AdvIntervalOpt on;\n"
         f"    AdvHomeAgentFlag {flag};\n"
-        f"    AdvRetransTimer {retrans_timer_ms};\n"
         f"    prefix {prefix}\n"
         "    {\n"
         "        AdvOnLink on;\n"

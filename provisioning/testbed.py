@@ -29,7 +29,6 @@ from provisioning.topology import (
     CN_EXTRA_ADDRESSES,
     FIG1,
     GRO_ENDS,
-    HOME_PREFIX,
     MAP_ACCESS_ROUTERS,
     NODES,
     OFFLOAD_ENDS,
@@ -184,9 +183,7 @@ def _start_radvd(prefix: str, sdir: str, skip: tuple[str, ...] = ()) -> None:
     for node, (ifname, adv_prefix) in interfaces.items():
         p = radvd.paths(sdir, node)
         with open(p.config, "w") as f:
-            home = adv_prefix == HOME_PREFIX  # the home link's RetransTimer (proxy DAD)
-            f.write(radvd.render_config(
-                ifname, adv_prefix, retrans_timer_ms=radvd.HOME_LINK_RETRANS_TIMER_MS if home else 0))
+            f.write(radvd.render_config(ifname, adv_prefix))
         os.chmod(p.config, 0o644)  # radvd refuses world-writable configs
         processes.start(sdir, processes.ProcessSpec(
             name=f"radvd-{node}", namespace=namespace(prefix, node),

@@ -43,10 +43,10 @@ class HomeAgentSection:
     require_protection: bool = False
     # RFC 6275 10.4.1: DAD for a new home address before accepting it.
     proxy_dad: bool = True
-    # The home agent's RetransTimer on the home link (RFC 4861 6.3.2, seconds): proxy DAD waits
-    # DupAddrDetectTransmits (1) x RetransTimer (RFC 4862 5.4). Advertise the same value in the
-    # home link's RAs (radvd AdvRetransTimer) so every node there agrees.
-    retrans_timer: float = 1.0
+    # The RetransTimer (seconds) of the DAD the home agent runs for a home address it has no
+    # binding for (RFC 6275 10.3.1, a MUST): it lasts DupAddrDetectTransmits (1) x RetransTimer
+    # (RFC 4862 5.4), the whole wait of a home -> visited move. Default RFC 4861's 1 s.
+    dad_retrans_timer: float = 1.0
 
 
 @dataclass

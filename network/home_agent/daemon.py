@@ -71,16 +71,13 @@ class HomeAgentDaemon:
         if config.link.manage_interface:
             configure_link(ifname, disable_ipv6=True, offloads_off=True)
         self.link = PacketLink(ifname, vnet_hdr=config.link.offloads)
-        # Its own RetransTimer, the one the home link advertises (RFC 4861 6.2.7 consistency):
-        # its own address's DAD, NUD and proxy DAD all follow it.
-        self.nd = NdHost(self.link.mac, config=NdConfig(
-            is_router=True, slaac=False, retrans_timer=section.retrans_timer))
+        self.nd = NdHost(self.link.mac, config=NdConfig(is_router=True, slaac=False))
         self.node = LinkNode(self.link, self.nd, self.counters)
         self.node.keep_super_frame = self._is_reverse_tunnel
         if config.link.tx_thread:
             self.node.use_background_sender()
         self.home_agent = self._registration_service(config)
-        self.proxy_dad = ProxyDad(retrans_timer=section.retrans_timer)
+        self.proxy_dad = ProxyDad(retrans_timer=section.dad_retrans_timer)
         self.dataplane = HomeAgentDataPlane(
             section.address.packed,
             self.link.mac,

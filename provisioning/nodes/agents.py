@@ -14,13 +14,18 @@ from provisioning import control, processes
 from provisioning.errors import ProvisioningError
 from provisioning.nodes.ipsec import IpsecOptions
 from provisioning.nodes.ipsec import apply_to_config as apply_ipsec_config
-from provisioning.radvd import HOME_LINK_RETRANS_TIMER_MS
 from provisioning.topology import DNS_ADDRESS, HOME_ADDRESS, HOME_AGENT, HOME_PREFIX
 
 GUEST = "guest"
 HOME_AGENT_NODE = "ha"
 AGENT_MODULES = {GUEST: "guest_agent", HOME_AGENT_NODE: "network.home_agent"}
 SOCKET_WAIT = 15.0
+# The home agent's DAD for a home address it has no binding for (RFC 6275 10.3.1) waits one
+# RetransTimer (RFC 4862 5.4): 50 ms on the bed's home link, where an answer takes < 1 ms.
+# Only the HA's own DAD timer: advertising it link-wide (radvd AdvRetransTimer) also sets the
+# core router's kernel retrans_time_ms (its NS came 54 ms apart), so 3 x 50 ms NUD probes to a
+# busy userspace HA can fail on a loaded machine: measured, handovers got slower, not faster.
+PROXY_DAD_RETRANS_TIMER = 0.05
 
 TomlValue = str | int | float | bool | Sequence[str]
 
@@ -120,7 +125,7 @@ def home_agent_config(state_dir: str, *, refuse_home_address: bool = False) -> d
         "link": {"interface": "eth0"},
         "home_agent": {"address": str(HOME_AGENT), "home_prefix": str(HOME_PREFIX),
                        "interface": "eth0",
-                       "retrans_timer": HOME_LINK_RETRANS_TIMER_MS / 1000,  # proxy DAD, 10.3.1
+                       "dad_retrans_timer": PROXY_DAD_RETRANS_TIMER,
                        "refused_home_addresses": [str(HOME_ADDRESS)] if refuse_home_address else []},
     }
 
