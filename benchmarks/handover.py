@@ -3,6 +3,10 @@
 `mip6term move` re-attaches the guest's switch port (carrier down/up, as a real L2 handover)
 and returns when the guest's Binding Update List shows the new registration; this repeats the
 cycle b -> a -> b -> home -> b and reports min / median / max per kind of move.
+
+Moves start at least MOVE_SPACING apart: RFC 6275 11.8 allows a mobile node at most
+MAX_UPDATE_RATE (3) Binding Updates a second to one destination, so four back-to-back moves of
+~60 ms each would measure the rate limiter (the 4th BU waits for the window), not the handover.
 """
 
 from __future__ import annotations
@@ -11,11 +15,13 @@ import os
 import statistics
 import subprocess
 import sys
+import time
 
 from benchmarks.report import Measurement, Skipped
 
 CYCLE = (("a", "visited -> visited"), ("b", "visited -> visited"), ("home", "visited -> home"),
          ("b", "home -> visited"))
+MOVE_SPACING = 0.5  # seconds between move starts: 3 moves span 1 s (RFC 6275 11.8, MAX_UPDATE_RATE)
 
 
 def _cli(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
@@ -36,7 +42,9 @@ def run(prefix: str = "bho", cycles: int = 5) -> tuple[list[Measurement], list[S
         handover.move(prefix, "b", timeout=20)  # the first registration
         for _ in range(cycles):
             for target, kind in CYCLE:
+                started = time.monotonic()
                 samples[kind].append(handover.move(prefix, target, timeout=20))
+                time.sleep(max(0.0, MOVE_SPACING - (time.monotonic() - started)))
     except Exception as exc:  # a failed move is a result to report, not a crash
         return [], [Skipped("handover", "move latency", f"{type(exc).__name__}: {exc}")]
     finally:
