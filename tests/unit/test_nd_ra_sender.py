@@ -7,7 +7,11 @@ from ipaddress import IPv6Address, IPv6Network
 
 from netstack.nd.ra_sender import AdvertisedPrefix, RaConfig, RouterAdvertiser
 from netstack.wire.icmpv6 import decode_icmpv6_packet
-from netstack.wire.icmpv6_types import PrefixInformation, RouterAdvertisement, SourceLinkLayerAddress
+from netstack.wire.icmpv6_types import (
+    PrefixInformation,
+    RouterAdvertisement,
+    SourceLinkLayerAddress,
+)
 from netstack.wire.ipv6 import parse_ipv6_packet
 
 MAC = bytes.fromhex("020000000001")

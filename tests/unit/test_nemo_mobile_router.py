@@ -9,9 +9,9 @@ from netstack.mobility.events import BindingAccepted, BindingRefused
 from netstack.mobility.home_agent import HomeAgent
 from netstack.mobility.mobile_router import BA_WITHOUT_R, MobileRouter
 from netstack.mobility.prefix_table import PrefixTable
+from netstack.wire.ipv6 import parse_ipv6_packet
 from netstack.wire.mh import BindingAck, BindingUpdate, MobileNetworkPrefix
 from netstack.wire.mh_codec import build_mobility_packet, decode_mobility_packet
-from netstack.wire.ipv6 import parse_ipv6_packet
 
 HOME = IPv6Network("2001:db8:6::/64")
 HA = IPv6Address("2001:db8:6::1")
