@@ -17,6 +17,7 @@ from typing import Any
 from guest_agent.config import AgentConfig
 from guest_agent.dataplane import GuestDataPlane
 from guest_agent.host_side import HostSide
+from guest_agent.mobile_network import attach_mobile_network
 from guest_agent.security import MOBILITY, TUNNELLED, GuestSecurity
 from netstack.mobility.constants import MobilityTimers
 from netstack.mobility.events import (
@@ -113,6 +114,7 @@ class GuestAgent:
                 config, self.counters, self._send_from_home_address, tunnel_mtu=config.tun.mtu,
                 send_super_frame=self._send_super_frame,
             )
+        self.mobile_network = attach_mobile_network(self)  # NEMO: None unless [nemo] prefixes
         self.loop: NodeLoop | None = None
         self.care_of_address: IPv6Address | None = None
         self.started_at = time.monotonic()
@@ -131,6 +133,8 @@ class GuestAgent:
             self.host_side.start(loop.loop)
             loop.add_reader(self.host_side.link, self._on_host_readable)
         now = loop.now()
+        if self.mobile_network is not None:
+            self.mobile_network.start(now)
         if link_is_up(self.config.link.interface):
             self.nd.link_up(now)
         self._after_input(now)
@@ -148,6 +152,8 @@ class GuestAgent:
         self.mobile_node.handle_timer(now)
         if self.host_side is not None:
             self.host_side.handle_timer(now)
+        if self.mobile_network is not None:
+            self.mobile_network.handle_timer(now)
         self._after_input(now)
 
     # ------------------------------------------------------------------ inputs
@@ -182,6 +188,8 @@ class GuestAgent:
                 inner = self.dataplane.inbound(packet)
                 if inner is not None:
                     tun_out.append(inner)
+        if self.mobile_network is not None:  # NEMO: packets for the mobile network
+            tun_out = self.mobile_network.route_inbound(tun_out, now)
         tun_out = self.security.to_hoa(tun_out, now)  # end-to-end ESP terminates here
         host_side = self.host_side
         for packet in tun_out:
@@ -255,12 +263,21 @@ class GuestAgent:
         assert self.host_side is not None
         now = time.monotonic()
         self.host_side.on_readable(now)
+        if self.mobile_network is not None:  # NEMO: the mobile network's packets to the HA
+            self.mobile_network.flush()
+            forwarded = self.mobile_network.take_outbound()
+            if forwarded:
+                self._send_from_home_address(forwarded, now, forwarded=True)
         self._after_input(now)
 
-    def _send_from_home_address(self, packets: list[bytes], now: float) -> None:
-        """Send routine 100: packets of the home address, tunnelled (or native at home)."""
-        packets = self.security.from_hoa(packets, now)  # end-to-end ESP before the tunnel
-        frames, unresolved = self.dataplane.outbound(packets)
+    def _send_from_home_address(
+        self, packets: list[bytes], now: float, *, forwarded: bool = False
+    ) -> None:
+        """Send routine 100: packets of the home address (or `forwarded` from the mobile
+        network), tunnelled (or native at home)."""
+        if not forwarded:
+            packets = self.security.from_hoa(packets, now)  # end-to-end ESP before the tunnel
+        frames, unresolved = self.dataplane.outbound(packets, forwarded=forwarded)
         self.node.send_frames(frames)
         if unresolved:
             for packet in unresolved:
@@ -314,6 +331,7 @@ class GuestAgent:
                     self.nd.get_timer(),
                     self.mobile_node.get_timer(),
                     self.host_side.get_timer() if self.host_side is not None else None,
+                    self.mobile_network.get_timer() if self.mobile_network is not None else None,
                 ]
             )
 
@@ -410,6 +428,7 @@ class GuestAgent:
             "ipsec": self.security.as_dict(now),
             "uptime": round(now - self.started_at, 3),
             **(self.host_side.status(now) if self.host_side is not None else {}),
+            **(self.mobile_network.status(self.mobile_node) if self.mobile_network else {}),  # type: ignore[arg-type]
         }
 
     def handle_control(self, request: dict[str, Any]) -> dict[str, Any]:

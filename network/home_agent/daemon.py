@@ -16,10 +16,12 @@ from typing import Any
 
 from netstack.mobility.events import BindingCreated, BindingDeleted, BindingUpdated, DadRequested
 from netstack.mobility.home_agent import HomeAgent, HomeAgentPolicy
+from netstack.mobility.prefix_table import PrefixTable
 from netstack.nd.config import NdConfig
 from netstack.nd.events import RouterChanged
 from netstack.nd.host import NdHost
 from netstack.runtime.afpacket import PacketLink
+from netstack.runtime.configfile import ConfigError
 from netstack.runtime.daemon import answer_control, merged_counters
 from netstack.runtime.link_node import LinkNode
 from netstack.runtime.linkconfig import configure_link, link_is_up
@@ -50,6 +52,7 @@ _ETHERTYPE_IPV6 = b"\x86\xdd"
 _ND_ICMP_TYPES = frozenset((133, 134, 135, 136, 137))
 _MOBILITY_CHAIN = frozenset((0, 43, 60, 135))
 IPPROTO_ESP = 50
+MAX_NESTING = 3  # tunnel layers the HA builds or takes apart for one packet (claim 21)
 
 
 class HomeAgentDaemon:
@@ -79,8 +82,19 @@ class HomeAgentDaemon:
             refused_home_addresses=frozenset(section.refused_home_addresses),
             max_lifetime=section.max_lifetime,
             require_protection=section.require_protection or config.ipsec.require_protection,
+            allow_mobile_routers=config.nemo.allow_mobile_routers,
         )
-        self.home_agent = HomeAgent(section.address, home_prefix=section.home_prefix, policy=policy)
+        try:
+            prefix_table = PrefixTable(
+                {mr.home_address: mr.prefixes for mr in config.nemo.mobile_routers},
+                home_prefix=section.home_prefix,
+            )
+        except ValueError as exc:
+            raise ConfigError(f"[nemo] {exc}") from None
+        self.home_agent = HomeAgent(
+            section.address, home_prefix=section.home_prefix, policy=policy,
+            prefix_table=prefix_table,
+        )
         self.proxy_dad = ProxyDad()
         self.dataplane = HomeAgentDataPlane(
             section.address.packed,
@@ -156,17 +170,7 @@ class HomeAgentDaemon:
                 continue
             destination = bytes(packet[24:40])
             if destination == own:
-                if next_header == IPPROTO_IPV6:
-                    if not self.security.refuse_plain_tunnel():
-                        self._reverse_tunnel(packet, now)
-                elif next_header == IPPROTO_ESP:
-                    self._on_esp(packet, bytes(frame[6:12]), now)
-                elif next_header in _MOBILITY_CHAIN:
-                    self._handle_mobility(packet, bytes(frame[6:12]), now)
-                elif next_header == 58:
-                    self._handle_icmp_to_self(packet, now)
-                else:
-                    self.counters["rx_ignored_to_self"] += 1
+                self._to_self(packet, bytes(frame[6:12]), now)
                 continue
             care_of_address = self.home_agent.lookup(destination)
             if care_of_address is not None:
@@ -179,6 +183,34 @@ class HomeAgentDaemon:
             self.node.send_frames(self._tx_frames)
             self._tx_frames = []
         self._after_input(now)
+
+    def _to_self(self, packet: memoryview, src_mac: bytes, now: float, depth: int = 0) -> None:
+        """A packet for the HA's own address; `depth` > 0 when it came out of a tunnel
+        (nested mobility: a node's tunnel inside its mobile router's, claim 21)."""
+        next_header = packet[6]
+        if next_header == IPPROTO_IPV6:
+            if not self.security.refuse_plain_tunnel():
+                self._reverse_tunnel(packet, now, depth)
+        elif next_header == IPPROTO_ESP:
+            self._on_esp(packet, src_mac, now, depth)
+        elif next_header in _MOBILITY_CHAIN:
+            self._handle_mobility(packet, src_mac, now)
+        elif next_header == 58:
+            self._handle_icmp_to_self(packet, now)
+        else:
+            self.counters["rx_ignored_to_self"] += 1
+
+    def _detunnelled_to_self(self, inner: memoryview | bytes, src_mac: bytes, now: float,
+                             depth: int) -> bool:
+        """True when a decapsulated packet is itself for the HA and was handled as such."""
+        if bytes(inner[24:40]) != self.address.packed:
+            return False
+        if depth + 1 >= MAX_NESTING:
+            self.counters["rx_dropped_nesting_too_deep"] += 1
+            return True
+        self.counters["rx_nested_detunnelled"] += 1
+        self._to_self(memoryview(inner), src_mac, now, depth + 1)
+        return True
 
     def _is_reverse_tunnel(self, frame: memoryview) -> bool:
         """A GRO super-frame of the reverse tunnel (IPv6-in-IPv6 to us), kept whole."""
@@ -228,16 +260,17 @@ class HomeAgentDaemon:
         elif isinstance(message, NeighborSolicitation):
             self.proxy_dad.observe(message.target, advertisement=False, source=result.src)
 
-    def _on_esp(self, packet: memoryview, src_mac: bytes, now: float) -> None:
+    def _on_esp(self, packet: memoryview, src_mac: bytes, now: float, depth: int = 0) -> None:
         """ESP to the HA: a protected BU, or the reverse ESP tunnel (Fig. 21 / 22)."""
         found = self.security.receive_esp(packet, now)
         if found is None:
             return
+        self.counters[f"esp_terminations_depth_{depth}"] += 1  # claims 22-25: twice when nested
         kind, plain = found
         if kind == MOBILITY:
             self._handle_mobility(memoryview(plain), src_mac, now, protected=True)
         elif kind == TUNNELLED:
-            self._reverse_tunnel(memoryview(plain), now)
+            self._reverse_tunnel(memoryview(plain), now, depth)
         elif kind == FORWARD:
             # Fig. 22: the ESP packet's source must be the care-of address bound to the source.
             if self.home_agent.lookup(plain[8:24]) != bytes(packet[8:24]):
@@ -247,7 +280,8 @@ class HomeAgentDaemon:
                 self.counters["rx_dropped_hop_limit"] += 1
                 return
             self.counters["rx_detunnelled"] += 1
-            self._forward(bytearray(plain), now)
+            if not self._detunnelled_to_self(plain, src_mac, now, depth):
+                self._forward(bytearray(plain), now)
 
     def _handle_mobility(
         self, packet: memoryview, src_mac: bytes, now: float, protected: bool = False
@@ -286,26 +320,49 @@ class HomeAgentDaemon:
             )
 
     def _intercept(self, packet: memoryview, care_of_address: bytes, now: float) -> None:
-        outer = self.dataplane.intercept(packet, care_of_address)
+        outer = self._encapsulate(packet, care_of_address, now, packet)
+        # Nested mobility (claim 21): a care-of address inside a registered mobile network
+        # prefix is reached through that mobile router's tunnel: encapsulate (and, with
+        # IPsec, seal) once more, to the mobile router's care-of address.
+        for _ in range(MAX_NESTING - 1):
+            if outer is None:
+                return
+            outer_coa = self.home_agent.lookup(care_of_address)
+            if outer_coa is None or outer_coa == care_of_address:
+                break
+            care_of_address = outer_coa
+            self.counters["tx_nested_tunnelled"] += 1
+            outer = self._encapsulate(memoryview(outer), care_of_address, now, packet)
         if outer is None:
-            if self.dataplane.counters["tunnel_packet_too_big"] and len(packet) + 40 > self.dataplane.link_mtu:
-                self._packet_too_big(packet, now)
             return
-        if self.security.esp_tunnel:
-            sealed = self.security.seal_tunnel(outer, outer[40:], now)
-            if sealed is None:
-                self.counters["tx_dropped_ipsec"] += 1
-                return
-            if len(sealed) > self.dataplane.link_mtu:
-                self.counters["tunnel_packet_too_big"] += 1
-                self._packet_too_big(packet, now, overhead=len(sealed) - len(packet))
-                return
-            outer = sealed
         frame = self.dataplane.frame(outer)
         if frame is not None:
             self._tx_frames.append(frame)
         else:
             self.node.send_packet(outer, IPv6Address(care_of_address), now)
+
+    def _encapsulate(
+        self, packet: memoryview, care_of_address: bytes, now: float, original: memoryview
+    ) -> bytes | None:
+        """One tunnel layer HA -> CoA (ESP around it when configured); a Packet Too Big goes
+        to the original packet's source when the result would not fit the link."""
+        outer = self.dataplane.intercept(packet, care_of_address)
+        overhead = len(packet) - len(original) + 40
+        if outer is None:
+            if self.dataplane.counters["tunnel_packet_too_big"] and len(packet) + 40 > self.dataplane.link_mtu:
+                self._packet_too_big(original, now, overhead=overhead)
+            return None
+        if self.security.esp_tunnel:
+            sealed = self.security.seal_tunnel(outer, outer[40:], now)
+            if sealed is None:
+                self.counters["tx_dropped_ipsec"] += 1
+                return None
+            if len(sealed) > self.dataplane.link_mtu:
+                self.counters["tunnel_packet_too_big"] += 1
+                self._packet_too_big(original, now, overhead=len(sealed) - len(original))
+                return None
+            outer = sealed
+        return outer
 
     def _packet_too_big(self, packet: memoryview, now: float, overhead: int = 40) -> None:
         source = IPv6Address(bytes(packet[8:24]))
@@ -313,11 +370,12 @@ class HomeAgentDaemon:
         error = ICMPv6Error(ICMPv6Type.PACKET_TOO_BIG, 0, mtu, bytes(packet[: 1280 - 48]))
         self.node.send_packet(build_icmpv6_packet(self.address, source, error, hop_limit=64), source, now)
 
-    def _reverse_tunnel(self, packet: memoryview, now: float) -> None:
+    def _reverse_tunnel(self, packet: memoryview, now: float, depth: int = 0) -> None:
         inner = self.dataplane.detunnel(packet)
         if inner is None:
             return
-        self._forward(bytearray(inner), now)
+        if not self._detunnelled_to_self(inner, b"", now, depth):
+            self._forward(bytearray(inner), now)
 
     def _forward(self, forwarded: bytearray, now: float) -> None:
         """Forward a packet of a home address (out of the reverse tunnel) one hop on."""
@@ -353,6 +411,9 @@ class HomeAgentDaemon:
                 self.node.send_packet(packet, group, now)
             if not progressed:
                 break
+        if self._tx_frames:
+            self.node.send_frames(self._tx_frames)
+            self._tx_frames = []
         self.node.flush()
         if self.sa_state.processors:
             self.sa_state.maybe_save(now)
@@ -367,8 +428,12 @@ class HomeAgentDaemon:
             return  # dropped by the SPD, counted by the processor
         self.counters["tx_mobility_messages"] += 1
         mac = self._on_link_macs.get(message.dst)
+        care_of_address = self.home_agent.lookup(message.dst.packed) if mac is None else None
         if mac is not None:
             self.node.send_frames([mac + self.link.mac + _ETHERTYPE_IPV6 + packet])
+        elif care_of_address is not None:
+            # a BA to a node inside a mobile network: through its mobile router's tunnel
+            self._intercept(memoryview(packet), care_of_address, now)
         else:
             self.node.send_packet(packet, message.dst, now)
 
@@ -396,13 +461,15 @@ class HomeAgentDaemon:
     def status(self) -> dict[str, Any]:
         now = time.monotonic()
         ha = self.home_agent.as_dict(now)
-        counters = merged_counters(self.counters, self.nd.counters, self.home_agent.counters)
+        counters = merged_counters(self.counters, self.nd.counters, self.home_agent.counters,
+                                   self.home_agent.prefix_table.counters)
         return {
             "node": self.config.node.name,
             "role": "home_agent",
             "address": str(self.address),
             "home_prefix": str(self.home_prefix),
             "binding_cache": ha["binding_cache"],
+            "prefix_table": ha["prefix_table"],
             "neighbor_discovery": self.nd.as_dict(),
             "counters": counters,
             "ipsec": self.security.as_dict(now),
