@@ -16,6 +16,7 @@ from ipaddress import ip_interface
 
 from pyroute2 import IPRoute
 
+from provisioning import nemo as nemo_bed
 from provisioning import netns, processes, radvd
 from provisioning.errors import ProvisioningError
 from provisioning.nodes import agents, cn, correspondent, dns, host
@@ -51,6 +52,7 @@ class UpOptions:
     idle_timeout: int = TranslationOptions.idle_timeout  # table 230 entry lifetime
     ipsec: str = ""  # issue 4: "signalling,tunnel,tunnel-only,e2e" (any combination)
     guest: str = "lite"  # issue 5: "vm" = the QEMU guest instead of the `guest` namespace
+    nemo: bool = False  # issue 11: the guest is a mobile router; vmn behind it
     log: Callable[[str], None] = print  # progress lines of the VM set-up
 
 
@@ -126,7 +128,7 @@ def attach_port(prefix: str, port: str, bridge: str) -> None:
         ipr.link("set", index=_link_index(ipr, port), master=_link_index(ipr, bridge))
 
 
-def _build_links(prefix: str, skip_node: str | None = None) -> None:
+def _build_links(prefix: str, skip_node: str | None = None, nemo: bool = False) -> None:
     sw = namespace(prefix, SWITCH)
     lite = skip_node is None  # the agents read with PACKET_VNET_HDR (agents.write_configs)
     for port in FIG1.switch_ports:
@@ -149,6 +151,8 @@ def _build_links(prefix: str, skip_node: str | None = None) -> None:
     for link in FIG1.links:
         if skip_node in (link.node_a, link.node_b):
             continue
+        if nemo and nemo_bed.is_host_link(link.node_a, link.ifname_a):
+            continue  # the mobile network bridge takes its place (provisioning/nemo.py)
         ns_a, ns_b = namespace(prefix, link.node_a), namespace(prefix, link.node_b)
         _create_veth(ns_a, link.ifname_a, ns_b, link.ifname_b,
                      (_keeps_offloads(lite, link.node_a, link.ifname_a),
@@ -194,6 +198,8 @@ def up(options: UpOptions) -> str:
     translation = TranslationOptions(pool=options.pool, idle_timeout=options.idle_timeout)
     translation.addresses()  # bad --pool/--idle-timeout fail before anything is built
     ipsec = ipsec_keys.parse_switches(options.ipsec)
+    if options.nemo and options.guest == "vm":
+        raise ProvisioningError("--nemo runs with the lite guest only")
     sdir = state_dir(prefix, options.state_root)
     os.makedirs(sdir, exist_ok=True)
     _build_switch(prefix)
@@ -201,7 +207,9 @@ def up(options: UpOptions) -> str:
     for node in NODES:
         if not (vm_guest and node == agents.GUEST):
             _prepare_namespace(namespace(prefix, node), router=node in ROUTERS)
-    _build_links(prefix, skip_node=agents.GUEST if vm_guest else None)
+    _build_links(prefix, skip_node=agents.GUEST if vm_guest else None, nemo=options.nemo)
+    if options.nemo:
+        nemo_bed.build(prefix, lite=not vm_guest)
     _add_routes(prefix)
     for address in CN_EXTRA_ADDRESSES:  # cn1..cn5.example (pool-exhaustion test)
         # Deprecated, so the CN's unconnected UDP replies (iperf3 -u) still come from ::1001.
@@ -214,6 +222,8 @@ def up(options: UpOptions) -> str:
     dns.start(sdir, namespace(prefix, dns.DNS_NODE))
     agents.write_configs(sdir, refuse_home_address=options.ha_refuse, translation=translation,
                          ipsec=ipsec, offloads=not vm_guest)
+    if options.nemo:
+        nemo_bed.write_configs(sdir, ipsec=ipsec.tunnel != ipsec_keys.TUNNEL_OFF)
     if options.agents and vm_guest:
         from provisioning.image import build_image
         from provisioning.vm import bed
@@ -229,6 +239,8 @@ def up(options: UpOptions) -> str:
             agents.wait_ready(sdir, node)
     if options.agents:
         host.configure(sdir, namespace(prefix, host.HOST_NODE), translation)
+    if options.agents and options.nemo:
+        nemo_bed.start_vmn(sdir, prefix)
     return sdir
 
 

@@ -1,0 +1,124 @@
+"""`testbed up --nemo` (patent Fig. 34, E7; RFC 3963): the guest as a mobile router.
+
+Virtual network 15 becomes a bridge `br-mnet` (switch namespace) that joins the guest's
+`eth1`, the host's `eth0` and `vmn`'s `eth0`: the mobile network. The guest advertises
+MOBILE_NETWORK_PREFIX there and registers it with the HA (prefix table in ha.toml); the core
+routes the prefix to the HA. `vmn` is a second guest agent (same code, plain mobile node,
+home address VMN_HOME_ADDRESS) whose care-of address comes from the mobile network, so its
+traffic is tunnelled twice between the HA and the mobile router (claim 21).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from ipaddress import IPv6Address, IPv6Network
+
+from pyroute2 import IPRoute
+
+from provisioning import control, netns, processes
+from provisioning.errors import ProvisioningError
+from provisioning.nodes import agents
+from provisioning.offloads import enable_gro, set_offloads_off
+from provisioning.topology import (
+    HOME_ADDRESS,
+    HOME_AGENT,
+    HOME_PREFIX,
+    SWITCH,
+    namespace,
+)
+
+MOBILE_NETWORK_PREFIX = IPv6Network("2001:db8:6:100::/64")
+VMN = "vmn"
+VMN_HOME_ADDRESS = IPv6Address("2001:db8:6::2000")
+MNET_BRIDGE = "br-mnet"
+# (node, interface, switch port, keeps offloads in lite mode, owned by an agent)
+MNET_PORTS = (
+    ("guest", "eth1", "p-gmnet", False, True),
+    ("host", "eth0", "p-host", True, False),
+    (VMN, "eth0", "p-vmn", False, True),
+)
+# hoa0 of vmn: 1500 - 2 x 40 (its tunnel inside the mobile router's); with ESP on both
+# tunnels, 2 x (40 + 40 + 37) more room is needed (provisioning/nodes/ipsec.py TUN_MTU).
+VMN_TUN_MTU = 1420
+VMN_TUN_MTU_IPSEC = 1260
+
+
+def is_host_link(node: str, ifname: str) -> bool:
+    """The guest-host veth of the plain bed, replaced by the mobile network bridge."""
+    return (node, ifname) == ("guest", "eth1")
+
+
+def build(prefix: str, *, lite: bool) -> None:
+    """The mobile network bridge, its three ports, the vmn namespace, the core's route."""
+    sw = namespace(prefix, SWITCH)
+    vmn = namespace(prefix, VMN)
+    netns.create(vmn)
+    for scope in ("all", "default"):
+        netns.write_sysctl(vmn, f"ipv6/conf/{scope}/accept_dad", 0)
+    with IPRoute(netns=vmn) as ipr:
+        ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
+    with IPRoute(netns=sw) as ipr:
+        ipr.link("add", ifname=MNET_BRIDGE, kind="bridge", br_mcast_snooping=0,
+                 br_forward_delay=0, br_stp_state=0)
+        bridge = ipr.link_lookup(ifname=MNET_BRIDGE)[0]
+        ipr.link("set", index=bridge, state="up")
+    for node, ifname, port, keeps, owned in MNET_PORTS:
+        ns = namespace(prefix, node)
+        with IPRoute(netns=ns) as ipr:
+            ipr.link("add", ifname=ifname, kind="veth", peer={"ifname": port, "net_ns_fd": sw})
+        if not (lite and keeps):
+            set_offloads_off(ns, ifname)
+        if not (lite and (keeps or node == "guest")):
+            set_offloads_off(sw, port)
+        if lite and node == "guest":
+            enable_gro(ns, ifname)  # as on the plain bed's host link (topology.GRO_ENDS)
+        if owned:
+            netns.write_sysctl(ns, f"ipv6/conf/{ifname}/disable_ipv6", 1)
+        with IPRoute(netns=sw) as ipr:
+            index = ipr.link_lookup(ifname=port)[0]
+            ipr.link("set", index=index, master=ipr.link_lookup(ifname=MNET_BRIDGE)[0])
+            ipr.link("set", index=index, state="up")
+        with IPRoute(netns=ns) as ipr:
+            ipr.link("set", index=ipr.link_lookup(ifname=ifname)[0], state="up")
+    with IPRoute(netns=namespace(prefix, "core")) as ipr:
+        ipr.route("add", dst=str(MOBILE_NETWORK_PREFIX), gateway=str(HOME_AGENT), family=10)
+
+
+def write_configs(state_dir: str, *, ipsec: bool = False) -> None:
+    """[nemo] for the guest (mobile router) and the HA (prefix table); vmn.toml."""
+    with open(agents.config_path(state_dir, agents.GUEST), "a") as f:
+        f.write(f'\n[nemo]\nprefixes = ["{MOBILE_NETWORK_PREFIX}"]\n')
+    with open(agents.config_path(state_dir, agents.HOME_AGENT_NODE), "a") as f:
+        f.write(f'\n[nemo]\nmobile_routers = [{{home_address = "{HOME_ADDRESS}", '
+                f'prefixes = ["{MOBILE_NETWORK_PREFIX}"]}}]\n')
+    tables: dict[str, dict[str, agents.TomlValue]] = {
+        "node": {"name": VMN, "state_dir": state_dir,
+                 "control_socket": agents.socket_path(state_dir, VMN)},
+        "link": {"interface": "eth0"},
+        "mobility": {"home_address": str(VMN_HOME_ADDRESS), "home_agent": str(HOME_AGENT),
+                     "home_prefix": str(HOME_PREFIX)},
+        "tun": {"name": "hoa0", "mtu": VMN_TUN_MTU_IPSEC if ipsec else VMN_TUN_MTU},
+        "host_link": {"interface": ""},
+    }
+    with open(agents.config_path(state_dir, VMN), "w") as f:
+        f.write(agents.render_toml(tables))
+
+
+def start_vmn(state_dir: str, prefix: str) -> None:
+    socket = agents.socket_path(state_dir, VMN)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(socket)
+    log = os.path.join(state_dir, f"{VMN}.log")
+    processes.start(state_dir, processes.ProcessSpec(
+        name=VMN, namespace=namespace(prefix, VMN),
+        argv=[sys.executable, "-m", "guest_agent", "--config",
+              agents.config_path(state_dir, VMN)],
+        log=log,
+    ))
+    try:
+        control.wait_for_ping(socket, agents.SOCKET_WAIT)
+    except Exception:
+        raise ProvisioningError(f"vmn agent did not start; log {log}: "
+                                f"{processes.log_tail(log)}") from None
