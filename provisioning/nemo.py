@@ -14,12 +14,14 @@ import contextlib
 import os
 import sys
 from ipaddress import IPv6Address, IPv6Network
+from typing import Any
 
 from pyroute2 import IPRoute
 
 from provisioning import control, netns, processes
 from provisioning.errors import ProvisioningError
 from provisioning.nodes import agents
+from provisioning.nodes import ipsec as ipsec_keys
 from provisioning.offloads import enable_gro, set_offloads_off
 from provisioning.topology import (
     HOME_ADDRESS,
@@ -39,10 +41,14 @@ MNET_PORTS = (
     ("host", "eth0", "p-host", True, False),
     (VMN, "eth0", "p-vmn", False, True),
 )
-# hoa0 of vmn: 1500 - 2 x 40 (its tunnel inside the mobile router's); with ESP on both
-# tunnels, 2 x (40 + 40 + 37) more room is needed (provisioning/nodes/ipsec.py TUN_MTU).
+# hoa0 of vmn: 1500 - 2 x 40 (its tunnel inside the mobile router's). With ESP on both
+# tunnels (Fig. 21 twice) a packet grows by 2 x (40 + 40 + 37) = 234 octets, which leaves
+# 1266, below IPv6's minimum MTU: hoa0 keeps 1280 and vmn's routes to the bed advertise a
+# TCP MSS that fits (1266 - 60 header octets - 12 for TCP timestamps, rounded down).
 VMN_TUN_MTU = 1420
-VMN_TUN_MTU_IPSEC = 1260
+VMN_TUN_MTU_IPSEC = 1280
+VMN_ADVMSS_IPSEC = 1180
+BED_PREFIX = IPv6Network("2001:db8::/32")
 
 
 def is_host_link(node: str, ifname: str) -> bool:
@@ -106,7 +112,7 @@ def write_configs(state_dir: str, *, ipsec: bool = False) -> None:
         f.write(agents.render_toml(tables))
 
 
-def start_vmn(state_dir: str, prefix: str) -> None:
+def start_vmn(state_dir: str, prefix: str, *, ipsec: bool = False) -> None:
     socket = agents.socket_path(state_dir, VMN)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(socket)
@@ -122,3 +128,52 @@ def start_vmn(state_dir: str, prefix: str) -> None:
     except Exception:
         raise ProvisioningError(f"vmn agent did not start; log {log}: "
                                 f"{processes.log_tail(log)}") from None
+    if ipsec:
+        with IPRoute(netns=namespace(prefix, VMN)) as ipr:
+            ipr.route("add", dst=str(BED_PREFIX), oif=ipr.link_lookup(ifname="hoa0")[0],
+                      family=10, metrics={"RTAX_ADVMSS": VMN_ADVMSS_IPSEC})
+
+
+VMN_MOBILITY_KEYS = "vmn-mobility.keys.toml"
+VMN_SPI_OFFSET = 0x100  # vmn's SAs: 0x1101.. next to the mobile router's 0x1001..
+
+
+def _for_vmn(config: dict[str, Any]) -> dict[str, Any]:
+    """vmn's copy of a mobility key config: its own SA and policy names and SPIs."""
+    sas = [{**sa, "name": f"vmn-{sa['name']}", "spi": sa["spi"] + VMN_SPI_OFFSET}
+           for sa in config["sa"]]
+    policies = [{**p, "name": f"vmn-{p['name']}", **({"sa": f"vmn-{p['sa']}"} if "sa" in p else {})}
+                for p in config["policy"]]
+    return {"sa": sas, "policy": policies}
+
+
+def _pin_tunnel_policies(ha_config: dict[str, Any], home_address: IPv6Address) -> None:
+    """The HA's tunnel policies name the node's home address on the care-of side, so the
+    HA moves them to each binding's care-of address (network/home_agent/ipsec.py)."""
+    for policy in ha_config["policy"]:
+        if policy.get("protocol") == "ipv6":  # Fig. 21: the IPv6-in-IPv6 tunnel
+            side = "src" if policy["direction"] == "in" else "dst"
+            policy[side] = f"{home_address}/128"
+
+
+def write_ipsec(state_dir: str, options: ipsec_keys.IpsecOptions) -> None:
+    """MN-HA keys for the mobile router and vmn (the HA holds both); vmn.toml's [ipsec]."""
+    if not options.mobility:
+        return
+    if options.tunnel == ipsec_keys.TUNNEL_ESP_ONLY:
+        raise ProvisioningError("--nemo combines with --ipsec tunnel (Fig. 21), not tunnel-only: "
+                                "the mobile network's packets need the IPv6-in-IPv6 tunnel")
+    guest, ha = ipsec_keys.mobility_key_configs(options)
+    vmn, ha_vmn = (_for_vmn(c) for c in ipsec_keys.mobility_key_configs(
+        options, home_address=VMN_HOME_ADDRESS))
+    _pin_tunnel_policies(ha, HOME_ADDRESS)
+    _pin_tunnel_policies(ha_vmn, VMN_HOME_ADDRESS)
+    both = {"sa": ha["sa"] + ha_vmn["sa"], "policy": ha["policy"] + ha_vmn["policy"]}
+    for name, config in ((ipsec_keys.GUEST_MOBILITY_KEYS, guest), (ipsec_keys.HA_KEYS, both),
+                         (VMN_MOBILITY_KEYS, vmn)):
+        ipsec_keys.write_key_file(os.path.join(state_dir, name), config)
+    section = {"signalling": options.signalling, "tunnel": options.tunnel,
+               "require_protection": options.signalling,
+               "key_file": os.path.join(state_dir, VMN_MOBILITY_KEYS)}
+    with open(agents.config_path(state_dir, VMN), "a") as f:
+        f.write("\n" + agents.render_toml({"ipsec": section}))

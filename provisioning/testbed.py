@@ -224,6 +224,7 @@ def up(options: UpOptions) -> str:
                          ipsec=ipsec, offloads=not vm_guest)
     if options.nemo:
         nemo_bed.write_configs(sdir, ipsec=ipsec.tunnel != ipsec_keys.TUNNEL_OFF)
+        nemo_bed.write_ipsec(sdir, ipsec)
     if options.agents and vm_guest:
         from provisioning.image import build_image
         from provisioning.vm import bed
@@ -240,7 +241,7 @@ def up(options: UpOptions) -> str:
     if options.agents:
         host.configure(sdir, namespace(prefix, host.HOST_NODE), translation)
     if options.agents and options.nemo:
-        nemo_bed.start_vmn(sdir, prefix)
+        nemo_bed.start_vmn(sdir, prefix, ipsec=ipsec.tunnel != ipsec_keys.TUNNEL_OFF)
     return sdir
 
 

@@ -19,7 +19,7 @@ import pytest
 
 from provisioning import netns
 from provisioning.nemo import MOBILE_NETWORK_PREFIX, VMN, VMN_HOME_ADDRESS
-from provisioning.topology import CN_ADDRESS, HOME_ADDRESS, HOME_AGENT, VISITED_A, VISITED_B
+from provisioning.topology import CN_ADDRESS, HOME_ADDRESS, HOME_AGENT, VISITED_B
 from tests.netns.capture import capture
 from tests.netns.conftest import BedHandle, _bring_up
 
