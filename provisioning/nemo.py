@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import tomllib
 from ipaddress import IPv6Address, IPv6Network
 from typing import Any
 
@@ -96,9 +97,8 @@ def write_configs(state_dir: str, *, ipsec: bool = False) -> None:
     """[nemo] for the guest (mobile router) and the HA (prefix table); vmn.toml."""
     with open(agents.config_path(state_dir, agents.GUEST), "a") as f:
         f.write(f'\n[nemo]\nprefixes = ["{MOBILE_NETWORK_PREFIX}"]\n')
-    with open(agents.config_path(state_dir, agents.HOME_AGENT_NODE), "a") as f:
-        f.write(f'\n[nemo]\nmobile_routers = [{{home_address = "{HOME_ADDRESS}", '
-                f'prefixes = ["{MOBILE_NETWORK_PREFIX}"]}}]\n')
+    _update_ha_config(state_dir, "nemo", {"mobile_routers": [
+        {"home_address": str(HOME_ADDRESS), "prefixes": [str(MOBILE_NETWORK_PREFIX)]}]})
     tables: dict[str, dict[str, agents.TomlValue]] = {
         "node": {"name": VMN, "state_dir": state_dir,
                  "control_socket": agents.socket_path(state_dir, VMN)},
@@ -110,6 +110,15 @@ def write_configs(state_dir: str, *, ipsec: bool = False) -> None:
     }
     with open(agents.config_path(state_dir, VMN), "w") as f:
         f.write(agents.render_toml(tables))
+
+
+def _update_ha_config(state_dir: str, table: str, keys: dict[str, Any]) -> None:
+    path = agents.config_path(state_dir, agents.HOME_AGENT_NODE)
+    with open(path, "rb") as f:
+        config = tomllib.load(f)
+    config.setdefault(table, {}).update(keys)
+    with open(path, "w") as f:
+        f.write(agents.render_toml(config))
 
 
 def start_vmn(state_dir: str, prefix: str, *, ipsec: bool = False) -> None:
@@ -134,7 +143,8 @@ def start_vmn(state_dir: str, prefix: str, *, ipsec: bool = False) -> None:
                       family=10, metrics={"RTAX_ADVMSS": VMN_ADVMSS_IPSEC})
 
 
-VMN_MOBILITY_KEYS = "vmn-mobility.keys.toml"
+VMN_MOBILITY_KEYS = ipsec_keys.VMN_MOBILITY_KEYS
+HA_NESTED_KEYS = "ha-nested.keys.toml"
 VMN_SPI_OFFSET = 0x100  # vmn's SAs: 0x1101.. next to the mobile router's 0x1001..
 
 
@@ -168,10 +178,12 @@ def write_ipsec(state_dir: str, options: ipsec_keys.IpsecOptions) -> None:
         options, home_address=VMN_HOME_ADDRESS))
     _pin_tunnel_policies(ha, HOME_ADDRESS)
     _pin_tunnel_policies(ha_vmn, VMN_HOME_ADDRESS)
-    both = {"sa": ha["sa"] + ha_vmn["sa"], "policy": ha["policy"] + ha_vmn["policy"]}
-    for name, config in ((ipsec_keys.GUEST_MOBILITY_KEYS, guest), (ipsec_keys.HA_KEYS, both),
-                         (VMN_MOBILITY_KEYS, vmn)):
+    # The HA runs vmn's SAs in a second, independent processor (network/home_agent/nesting.py).
+    for name, config in ((ipsec_keys.GUEST_MOBILITY_KEYS, guest), (ipsec_keys.HA_KEYS, ha),
+                         (HA_NESTED_KEYS, ha_vmn), (VMN_MOBILITY_KEYS, vmn)):
         ipsec_keys.write_key_file(os.path.join(state_dir, name), config)
+    _update_ha_config(state_dir, "ipsec",
+                      {"nested_key_file": os.path.join(state_dir, HA_NESTED_KEYS)})
     section = {"signalling": options.signalling, "tunnel": options.tunnel,
                "require_protection": options.signalling,
                "key_file": os.path.join(state_dir, VMN_MOBILITY_KEYS)}

@@ -42,7 +42,8 @@ from netstack.wire.mh_codec import decode_mobility_packet
 from netstack.wire.offload import Offload, segment
 from network.home_agent.config import HomeAgentConfig
 from network.home_agent.forwarding import IPPROTO_IPV6, HomeAgentDataPlane
-from network.home_agent.ipsec import FORWARD, MOBILITY, TUNNELLED, HomeAgentSecurity
+from network.home_agent.ipsec import FORWARD, MOBILITY, TUNNELLED
+from network.home_agent.nesting import MAX_NESTING, NestedTunnels, SecurityLayers
 from network.home_agent.persistence import load_bindings, save_bindings
 from network.home_agent.proxy_dad import ProxyDad
 
@@ -52,7 +53,6 @@ _ETHERTYPE_IPV6 = b"\x86\xdd"
 _ND_ICMP_TYPES = frozenset((133, 134, 135, 136, 137))
 _MOBILITY_CHAIN = frozenset((0, 43, 60, 135))
 IPPROTO_ESP = 50
-MAX_NESTING = 3  # tunnel layers the HA builds or takes apart for one packet (claim 21)
 
 
 class HomeAgentDaemon:
@@ -63,9 +63,9 @@ class HomeAgentDaemon:
         self.home_prefix = section.home_prefix
         self.counters: Counter[str] = Counter()
         # MN-HA IPsec (signalling and tunnel); first, so an unsafe key file stops us early.
-        self.security = HomeAgentSecurity(config.ipsec, address=section.address)
+        self.security = SecurityLayers(config.ipsec, address=section.address)
         self.sa_state = SaStatePersister(
-            config.node.state_dir / f"{config.node.name}-esp-state.json", (self.security.mobility,)
+            config.node.state_dir / f"{config.node.name}-esp-state.json", self.security.processors
         )
         self.sa_state.restore()
         ifname = config.interface
@@ -102,6 +102,10 @@ class HomeAgentDaemon:
             self.counters,
             self.home_agent.lookup,
             link_mtu=config.link.mtu,
+        )
+        self.tunnels = NestedTunnels(
+            self.dataplane, self.home_agent.lookup, self.security, self.counters,
+            self._packet_too_big,
         )
         # Link-layer source of BUs sent from the home link (a node returning home): the BA
         # goes straight to it, since the node does not own its home address yet (11.5.4).
@@ -320,19 +324,8 @@ class HomeAgentDaemon:
             )
 
     def _intercept(self, packet: memoryview, care_of_address: bytes, now: float) -> None:
-        outer = self._encapsulate(packet, care_of_address, now, packet)
-        # Nested mobility (claim 21): a care-of address inside a registered mobile network
-        # prefix is reached through that mobile router's tunnel: encapsulate (and, with
-        # IPsec, seal) once more, to the mobile router's care-of address.
-        for _ in range(MAX_NESTING - 1):
-            if outer is None:
-                return
-            outer_coa = self.home_agent.lookup(care_of_address)
-            if outer_coa is None or outer_coa == care_of_address:
-                break
-            care_of_address = outer_coa
-            self.counters["tx_nested_tunnelled"] += 1
-            outer = self._encapsulate(memoryview(outer), care_of_address, now, packet)
+        # one tunnel, or two when the CoA is inside a mobile network (nesting.py, claim 21)
+        outer, care_of_address = self.tunnels.encapsulate(packet, care_of_address, now)
         if outer is None:
             return
         frame = self.dataplane.frame(outer)
@@ -340,29 +333,6 @@ class HomeAgentDaemon:
             self._tx_frames.append(frame)
         else:
             self.node.send_packet(outer, IPv6Address(care_of_address), now)
-
-    def _encapsulate(
-        self, packet: memoryview, care_of_address: bytes, now: float, original: memoryview
-    ) -> bytes | None:
-        """One tunnel layer HA -> CoA (ESP around it when configured); a Packet Too Big goes
-        to the original packet's source when the result would not fit the link."""
-        outer = self.dataplane.intercept(packet, care_of_address)
-        overhead = len(packet) - len(original) + 40
-        if outer is None:
-            if self.dataplane.counters["tunnel_packet_too_big"] and len(packet) + 40 > self.dataplane.link_mtu:
-                self._packet_too_big(original, now, overhead=overhead)
-            return None
-        if self.security.esp_tunnel:
-            sealed = self.security.seal_tunnel(outer, outer[40:], now)
-            if sealed is None:
-                self.counters["tx_dropped_ipsec"] += 1
-                return None
-            if len(sealed) > self.dataplane.link_mtu:
-                self.counters["tunnel_packet_too_big"] += 1
-                self._packet_too_big(original, now, overhead=len(sealed) - len(original))
-                return None
-            outer = sealed
-        return outer
 
     def _packet_too_big(self, packet: memoryview, now: float, overhead: int = 40) -> None:
         source = IPv6Address(bytes(packet[8:24]))

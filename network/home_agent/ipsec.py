@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from ipaddress import IPv6Address, IPv6Network
+from pathlib import Path
 from typing import Any
 
 from netstack.ipsec._ip6chain import walk
@@ -49,7 +50,10 @@ FORWARD = "forward"  # a packet of the home address to forward (Fig. 22)
 
 @dataclass
 class HomeAgentIpsecSection(MobilityIpsecSection):
-    """`[ipsec]` of ha.toml (see MobilityIpsecSection)."""
+    """`[ipsec]` of ha.toml (see MobilityIpsecSection). `nested_key_file`: the SAs of nodes
+    behind mobile routers, run by a second, independent processor (nesting.py)."""
+
+    nested_key_file: Path | None = None
 
 
 class HomeAgentSecurity(MobilityLayerSecurity):

@@ -52,7 +52,8 @@ GUEST_MOBILITY_KEYS = "guest-mobility.keys.toml"
 GUEST_E2E_KEYS = "guest-e2e.keys.toml"
 HA_KEYS = "ha.keys.toml"
 CN_KEYS = "cn.keys.toml"
-KEY_FILES = (GUEST_MOBILITY_KEYS, GUEST_E2E_KEYS, HA_KEYS, CN_KEYS)
+VMN_MOBILITY_KEYS = "vmn-mobility.keys.toml"  # --nemo: the node behind the mobile router
+KEY_FILES = (GUEST_MOBILITY_KEYS, GUEST_E2E_KEYS, HA_KEYS, CN_KEYS, VMN_MOBILITY_KEYS)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 vmn's ESP tunnel (Fig. 21) runs inside the mobile router's ESP tunnel; tshark, given the keys
 `mip6term testbed keys --tshark` prints, decrypts both layers; the HA terminates ESP twice on
-one packet (claims 22-25) and counts each termination.
+one packet (claims 22-25), in two independent security processors, and counts each.
 """
 
 from __future__ import annotations
@@ -64,4 +64,10 @@ def test_vmn_traffic_is_esp_inside_esp_and_tshark_decrypts_both(
     counters = after["counters"]["ha"]
     for key in ("esp_terminations_depth_0", "esp_terminations_depth_1", "tx_nested_tunnelled"):
         assert counters.get(key, 0) - before.get(key, 0) >= len(up if "depth" in key else down) // 2
-    assert after["ha"]["ipsec"]["mismatch"] == {}
+    ipsec = after["ha"]["ipsec"]
+    assert ipsec["mismatch"] == {} and ipsec["nested"]["mismatch"] == {}
+    # two independent processors: the MR's SAs in one, vmn's in the other
+    assert {sa["name"] for sa in ipsec["sas"]} == {"mn-ha-tunnel", "ha-mn-tunnel"}
+    assert {sa["name"] for sa in ipsec["nested"]["sas"]} == {"vmn-mn-ha-tunnel", "vmn-ha-mn-tunnel"}
+    for layer in (ipsec, ipsec["nested"]):
+        assert layer["counters"]["in_decrypted"] >= len(up) and layer["counters"]["out_protected"] >= len(down)
