@@ -141,6 +141,9 @@ class GuestAgent:
 
     def close(self) -> None:
         self.sa_state.save(time.monotonic())
+        if self.mobile_network is not None:  # a final RA (router lifetime 0)
+            with contextlib.suppress(OSError):
+                self.mobile_network.stop(time.monotonic())
         if self.host_side is not None:
             self.host_side.close()
         for closer in (self.monitor.close, self.tun.close, self.node.close):

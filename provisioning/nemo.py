@@ -189,3 +189,19 @@ def write_ipsec(state_dir: str, options: ipsec_keys.IpsecOptions) -> None:
                "key_file": os.path.join(state_dir, VMN_MOBILITY_KEYS)}
     with open(agents.config_path(state_dir, VMN), "a") as f:
         f.write("\n" + agents.render_toml({"ipsec": section}))
+
+
+MNP_COLUMNS = ("prefix", "state", "mode", "packets_out", "packets_in", "bytes_out", "bytes_in")
+PREFIX_TABLE_COLUMNS = ("home_address", "prefix", "registered", "care_of_address")
+
+
+def status_tables(merged: dict[str, Any]) -> list[tuple[str, tuple[str, ...], list[dict[str, Any]]]]:
+    """(title, columns, rows) for `mip6term status`: the MR's prefixes, the HA's prefix table."""
+    tables = []
+    guest, ha = merged.get("guest") or {}, merged.get("ha") or {}
+    if isinstance(guest, dict) and guest.get("mobile_network_prefixes"):
+        rows = [{**row, **row.get("counters", {})} for row in guest["mobile_network_prefixes"]]
+        tables.append(("Mobile network prefixes (mobile router)", MNP_COLUMNS, rows))
+    if isinstance(ha, dict) and ha.get("prefix_table"):
+        tables.append(("Prefix table (home agent)", PREFIX_TABLE_COLUMNS, ha["prefix_table"]))
+    return tables
