@@ -213,3 +213,16 @@ def test_bad_binding_updates_are_refused_counted_and_not_routed(
     assert binding(after, IPv6Address(BAD_HOME_ADDRESS)) is None
     assert binding(after, HOME_ADDRESS) == {**mr_before, "lifetime": binding(after, HOME_ADDRESS)["lifetime"]}
     assert after["ha"]["prefix_table"] == before["ha"]["prefix_table"]
+
+
+def test_prefix_routes_survive_a_home_agent_restart(nemo_bed: BedHandle) -> None:
+    """The registered prefix is learned state: persisted with the binding cache."""
+    before = ready(nemo_bed)
+    restarted = nemo_bed.cli("agent", "restart", "--node", "ha", timeout=60)
+    assert restarted.returncode == 0, restarted.stderr
+    after = nemo_bed.status()
+    assert after["ha"]["prefix_table"] == before["ha"]["prefix_table"]
+    assert after["ha"]["counters"].get("binding_restored", 0) == 2
+    result = nemo_bed.exec(VMN, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                           "--max-time", "20", f"http://[{CN_ADDRESS}]/", timeout=30)
+    assert result.stdout == b"200"
