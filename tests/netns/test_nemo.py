@@ -222,7 +222,7 @@ def test_prefix_routes_survive_a_home_agent_restart(nemo_bed: BedHandle) -> None
     assert restarted.returncode == 0, restarted.stderr
     after = nemo_bed.status()
     assert after["ha"]["prefix_table"] == before["ha"]["prefix_table"]
-    assert after["ha"]["counters"].get("binding_restored", 0) == 2
+    assert after["counters"]["ha"].get("binding_restored", 0) == 2
     result = nemo_bed.exec(VMN, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
                            "--max-time", "20", f"http://[{CN_ADDRESS}]/", timeout=30)
     assert result.stdout == b"200"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from ipaddress import IPv6Address, IPv6Network
 
+from scapy.layers.inet import TCP as _TCP
 from scapy.layers.inet6 import (
     ICMPv6ND_NA,
     ICMPv6ND_NS,
@@ -14,7 +15,6 @@ from scapy.layers.inet6 import (
     ICMPv6NDOptSrcLLAddr,
     IPv6,
 )
-from scapy.layers.inet import TCP as _TCP
 from scapy.layers.l2 import Ether
 
 from guest_agent.config import NemoSection
