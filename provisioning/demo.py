@@ -20,6 +20,7 @@ from rich.table import Table
 from provisioning import handover, netns
 from provisioning import status as status_module
 from provisioning import testbed as testbed_module
+from provisioning.demo_nemo import run_nemo_step
 from provisioning.errors import ProvisioningError
 from provisioning.topology import CN_ADDRESS, HOME_ADDRESS, HOME_AGENT, namespace, state_dir
 
@@ -128,6 +129,9 @@ def run_demo(console: Console, prefix: str = "demo", keep: bool = False,
                              and _sha256(out) == expected_sha)
         report.counters = status_module.collect(sdir)["counters"]
         _print_report(console, report)
+        if guest == "lite" and not keep:  # issue 11: the NEMO bed, a small step of its own
+            testbed_module.down(prefix)
+            run_nemo_step(console, f"{prefix[:7]}n")
         return report
     finally:
         if not keep:

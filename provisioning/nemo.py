@@ -200,7 +200,8 @@ def status_tables(merged: dict[str, Any]) -> list[tuple[str, tuple[str, ...], li
     tables = []
     guest, ha = merged.get("guest") or {}, merged.get("ha") or {}
     if isinstance(guest, dict) and guest.get("mobile_network_prefixes"):
-        rows = [{**row, **row.get("counters", {})} for row in guest["mobile_network_prefixes"]]
+        zero = dict.fromkeys(MNP_COLUMNS[3:], 0)
+        rows = [{**row, **zero, **row.get("counters", {})} for row in guest["mobile_network_prefixes"]]
         tables.append(("Mobile network prefixes (mobile router)", MNP_COLUMNS, rows))
     if isinstance(ha, dict) and ha.get("prefix_table"):
         tables.append(("Prefix table (home agent)", PREFIX_TABLE_COLUMNS, ha["prefix_table"]))
