@@ -11,8 +11,8 @@
 Tunnel SAs are bound to a home address: in the key file their care-of end holds the home
 address. When a binding is created or updated, `binding_updated` moves that end to the new
 care-of address (RFC 4877 4.1: the HA updates the tunnel SA endpoints on a binding change),
-so the SAs, their sequence numbers and replay windows survive a handover. Tunnel policies
-whose care-of side names the home address (`home/128`, as a key file for several mobile
+so the SAs, their sequence numbers and replay windows survive a handover. Fig. 21 tunnel
+policies whose care-of side names the home address (`home/128`, as a key file for several mobile
 nodes has them, e.g. a mobile router and a node behind it) follow the binding the same way,
 so the SPD picks each node's tunnel SA by its care-of address.
 
@@ -86,7 +86,9 @@ class HomeAgentSecurity(MobilityLayerSecurity):
                 host = IPv6Network(home)
                 for policy in self.mobility.spd:
                     side = policy.selector.dst if policy.direction == OUTBOUND else policy.selector.src
-                    if policy.sa in names and side == host:
+                    # Fig. 21 only: its selectors see the IPv6-in-IPv6 packet (CoA <-> HA);
+                    # Fig. 22 selectors name the home address for real.
+                    if policy.sa in names and side == host and policy.selector.protocol == IPPROTO_IPV6:
                         self._tunnel_policies.setdefault(home, []).append(policy.name)
 
     @property
