@@ -57,8 +57,13 @@ def is_host_link(node: str, ifname: str) -> bool:
     return (node, ifname) == ("guest", "eth1")
 
 
-def build(prefix: str, *, lite: bool) -> None:
-    """The mobile network bridge, its three ports, the vmn namespace, the core's route."""
+# With the VM guest, its eth1 TAP becomes this switch port (provisioning/vm/bed.py).
+VM_HOST_LINK = ("p-gmnet", MNET_BRIDGE)
+
+
+def build(prefix: str, *, lite: bool, guest_port: bool = True) -> None:
+    """The mobile network bridge, its ports, the vmn namespace, the core's route.
+    `guest_port=False`: the VM's TAP takes the guest's port later (VM_HOST_LINK)."""
     sw = namespace(prefix, SWITCH)
     vmn = namespace(prefix, VMN)
     netns.create(vmn)
@@ -72,6 +77,8 @@ def build(prefix: str, *, lite: bool) -> None:
         bridge = ipr.link_lookup(ifname=MNET_BRIDGE)[0]
         ipr.link("set", index=bridge, state="up")
     for node, ifname, port, keeps, owned in MNET_PORTS:
+        if node == "guest" and not guest_port:
+            continue
         ns = namespace(prefix, node)
         with IPRoute(netns=ns) as ipr:
             ipr.link("add", ifname=ifname, kind="veth", peer={"ifname": port, "net_ns_fd": sw})

@@ -198,8 +198,6 @@ def up(options: UpOptions) -> str:
     translation = TranslationOptions(pool=options.pool, idle_timeout=options.idle_timeout)
     translation.addresses()  # bad --pool/--idle-timeout fail before anything is built
     ipsec = ipsec_keys.parse_switches(options.ipsec)
-    if options.nemo and options.guest == "vm":
-        raise ProvisioningError("--nemo runs with the lite guest only")
     sdir = state_dir(prefix, options.state_root)
     os.makedirs(sdir, exist_ok=True)
     _build_switch(prefix)
@@ -209,7 +207,7 @@ def up(options: UpOptions) -> str:
             _prepare_namespace(namespace(prefix, node), router=node in ROUTERS)
     _build_links(prefix, skip_node=agents.GUEST if vm_guest else None, nemo=options.nemo)
     if options.nemo:
-        nemo_bed.build(prefix, lite=not vm_guest)
+        nemo_bed.build(prefix, lite=not vm_guest, guest_port=not vm_guest)
     _add_routes(prefix)
     for address in CN_EXTRA_ADDRESSES:  # cn1..cn5.example (pool-exhaustion test)
         # Deprecated, so the CN's unconnected UDP replies (iperf3 -u) still come from ::1001.
@@ -231,7 +229,8 @@ def up(options: UpOptions) -> str:
 
         agents.start_agent(sdir, agents.HOME_AGENT_NODE, namespace(prefix, agents.HOME_AGENT_NODE))
         image = build_image()  # cached unless the recipe or the guest-side code changed
-        bed.start(prefix, sdir, image, log=options.log)
+        bed.start(prefix, sdir, image, log=options.log,
+                  host_link=nemo_bed.VM_HOST_LINK if options.nemo else None)
         agents.wait_ready(sdir, agents.HOME_AGENT_NODE)
     elif options.agents:
         for node in (agents.HOME_AGENT_NODE, agents.GUEST):

@@ -11,6 +11,9 @@ Choices where RFC 3963 leaves room:
   BU, no retransmission) and reported as refused (status 140, reason below); the node tries
   again on its next attach (movement), like any refusal.
 - Prefix registration is all-or-nothing: the HA's BA covers the whole BU.
+- Status 139 (the HA holds a plain mobile node binding for our home address, e.g. made
+  before `[nemo]` was configured): the old binding is de-registered (one lifetime-0 BU) and
+  the registration started afresh, once; a second 139 before a binding is accepted is final.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import random
 from dataclasses import replace
 from ipaddress import IPv6Address, IPv6Network
 
-from netstack.mobility.bul import BindingState, BindingUpdateListEntry
+from netstack.mobility.bul import BindingState, BindingTrigger, BindingUpdateListEntry
 from netstack.mobility.constants import DEFAULT_TIMERS, MobilityTimers
 from netstack.mobility.messages import OutgoingMobilityMessage, home_registration
 from netstack.mobility.mobile_node import MobileNode
@@ -57,6 +60,7 @@ class MobileRouter(MobileNode):
         )
         self.prefixes = tuple(mobile_network_prefixes)
         self.implicit = implicit
+        self._replacing = False  # a 139 is being answered by de-registering the old binding
 
     def messages_to_send(self) -> list[OutgoingMobilityMessage]:
         out = super().messages_to_send()
@@ -69,19 +73,41 @@ class MobileRouter(MobileNode):
             for m in out
         ]
 
+    def receive_binding_ack(
+        self, src: IPv6Address, message: BindingAck, now: float, *, protected: bool = False
+    ) -> None:
+        super().receive_binding_ack(src, message, now, protected=protected)
+        entry = self.binding_update_list.get(src)
+        if (
+            message.status == BindingAckStatus.REGISTRATION_TYPE_CHANGE_DISALLOWED
+            and entry is not None
+            and entry.state is BindingState.REFUSED
+            and not self._replacing
+            and self.care_of_address is not None
+        ):
+            self._replacing = True
+            self._count("binding_type_replaced")
+            self._deregister_once(entry)
+            self._start(entry, BindingTrigger.REGISTER, now)
+
+    def _deregister_once(self, entry: BindingUpdateListEntry) -> None:
+        """One lifetime-0 BU for the HA's current binding (no retransmission)."""
+        assert self.care_of_address is not None
+        sequence = self._next_sequence(entry.destination)
+        self._outgoing.append(
+            home_registration(sequence, 0, self.home_address, self.care_of_address,
+                              entry.destination)
+        )
+        self._count("bu_sent")
+
     def _accept(self, entry: BindingUpdateListEntry, message: BindingAck, now: float) -> None:
         if message.mobile_router:
+            self._replacing = False
             super()._accept(entry, message, now)
             return
         self._count("ba_without_r")
         if self.care_of_address is not None:
-            sequence = self._next_sequence(entry.destination)
-            self._outgoing.append(
-                home_registration(
-                    sequence, 0, self.home_address, self.care_of_address, entry.destination
-                )
-            )
-            self._count("bu_sent")
+            self._deregister_once(entry)
         self._refuse(entry, BindingAckStatus.MOBILE_ROUTER_OPERATION_NOT_PERMITTED, BA_WITHOUT_R)
 
     def prefix_state(self) -> str:

@@ -83,3 +83,36 @@ def test_ba_without_r_deregisters_and_reports() -> None:
     assert mr.prefix_state() == "refused"
     assert mr.counters["ba_without_r"] == 1
     assert mr.get_timer() is None  # no retransmission of anything
+
+
+def test_139_replaces_a_plain_binding_once_then_registers_as_router() -> None:
+    """The HA still holds a mobile node binding for our home address (before [nemo])."""
+    ha = HomeAgent(HA, home_prefix=HOME, prefix_table=PrefixTable({MR: [MNP]}, home_prefix=HOME))
+    plain = BindingUpdate(sequence=100, lifetime=400, ack=True, home_registration=True)
+    ha.receive_binding_update(COA, MR, plain, 0.0)
+    ha.dad_result(MR, False, 0.0)
+    drain(ha)
+    ha.messages_to_send()
+    mr = router(seed=9)
+    mr._last_sequence[HA] = 200  # carries on from the plain node's sequence numbers
+    mr.attach(COA, float("inf"), 1.0)
+
+    def exchange(now: float) -> list[object]:
+        for bu in mr.messages_to_send():
+            ha.receive_binding_update(bu.src, bu.home_address, bu.message, now)
+            if MR not in ha.binding_cache:
+                drain(ha)
+                ha.dad_result(MR, False, now)
+            drain(ha)
+        for ba in ha.messages_to_send():
+            mr.receive_binding_ack(HA, ba.message, now)
+        return drain(mr)
+
+    first = exchange(1.0)
+    assert [type(e) for e in first] == [BindingRefused] and first[0].status == 139
+    assert MR not in ha.binding_cache or not ha.binding_cache.get(MR).mobile_router
+    exchange(1.1)  # the de-registration and the new registration
+    exchange(1.2)
+    entry = ha.binding_cache.get(MR)
+    assert entry is not None and entry.mobile_router and entry.prefixes == (MNP,)
+    assert mr.prefix_state() == "registered" and mr.counters["binding_type_replaced"] == 1
