@@ -85,7 +85,6 @@ class MobileNetwork:
                 min_interval=section.ra_min_interval,
                 max_interval=section.ra_max_interval,
                 mtu=section.mtu,
-                min_delay_between_ras=min(section.ra_min_interval, 3.0) / 10,
             ),
             self.mac,
             self.link_local,
@@ -165,10 +164,14 @@ class MobileNetwork:
         if self.holds(packet[24:40]):
             self.counters["mnet_rx_ignored_on_link"] += 1  # the neighbours talk directly
             return True
+        end = 40 + ((packet[4] << 8) | packet[5])
+        if packet[0] >> 4 != 6 or end > len(packet):
+            self.counters["mnet_rx_dropped_malformed"] += 1
+            return True
         if packet[7] <= 1:
             self.counters["mnet_rx_dropped_hop_limit"] += 1
             return True
-        forwarded = bytearray(packet)
+        forwarded = bytearray(packet[:end])  # without the Ethernet padding of short frames
         forwarded[7] -= 1
         prefix.counters["packets_out"] += 1
         prefix.counters["bytes_out"] += len(forwarded)

@@ -52,6 +52,7 @@ log = logging.getLogger("home_agent")
 _ETHERTYPE_IPV6 = b"\x86\xdd"
 _ND_ICMP_TYPES = frozenset((133, 134, 135, 136, 137))
 _MOBILITY_CHAIN = frozenset((0, 43, 60, 135))
+_ESP_DEPTH = tuple(f"esp_terminations_depth_{n}" for n in range(MAX_NESTING))
 IPPROTO_ESP = 50
 
 
@@ -269,7 +270,7 @@ class HomeAgentDaemon:
         found = self.security.receive_esp(packet, now)
         if found is None:
             return
-        self.counters[f"esp_terminations_depth_{depth}"] += 1  # claims 22-25: twice when nested
+        self.counters[_ESP_DEPTH[depth]] += 1  # claims 22-25: twice when nested
         kind, plain = found
         if kind == MOBILITY:
             self._handle_mobility(memoryview(plain), src_mac, now, protected=True)
