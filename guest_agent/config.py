@@ -110,6 +110,20 @@ class DnsSection:
 
 
 @dataclass
+class HmipSection:
+    """HMIPv6 (RFC 5380, patent E6): use a MAP advertised in RAs; registration types 1-3
+    (table 220 scenarios 10100/10200/10300, netstack.mobility.hmip)."""
+
+    enabled: bool = False
+    registration_type: int = 1
+    requested_lifetime: int = 300  # local BU lifetime (seconds)
+
+    def __post_init__(self) -> None:
+        if self.registration_type not in (1, 2, 3):
+            raise ValueError("[hmip] registration_type must be 1, 2 or 3")
+
+
+@dataclass
 class NemoSection:
     """Mobile router (RFC 3963, patent E7): `prefixes` routed through the MR-HA tunnel and
     advertised on the host link (virtual network 15). Empty: a plain mobile node.
@@ -135,6 +149,7 @@ class AgentConfig:
     translation: TranslationSection = field(default_factory=TranslationSection)
     dns: DnsSection = field(default_factory=DnsSection)
     ipsec: IpsecSection = field(default_factory=IpsecSection)
+    hmip: HmipSection = field(default_factory=HmipSection)
     nemo: NemoSection = field(default_factory=NemoSection)
 
     @property

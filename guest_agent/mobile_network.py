@@ -263,17 +263,17 @@ def _multicast_mac(group: IPv6Address) -> bytes:
 
 
 def attach_mobile_network(agent: Any) -> MobileNetwork | None:
-    """Make the GuestAgent a mobile router when [nemo] lists prefixes (else None).
+    """The GuestAgent's mobile network when [nemo] lists prefixes (else None); the agent
+    built a MobileRouter (`mobile_router()`) in place of its MobileNode.
 
-    Replaces its MobileNode by a MobileRouter and hooks the mobile network into the host
-    link (frames in) and the data plane (tunnelled packets for the prefixes accepted).
+    Hooks the mobile network into the host link (frames in) and the data plane (tunnelled
+    packets for the prefixes accepted).
     """
     config = agent.config
     if not config.nemo.prefixes:
         return None
     if agent.host_side is None:
         raise ConfigError("[nemo] prefixes need the host link ([host_link] interface)")
-    agent.mobile_node = mobile_router(config, agent.mobile_node.timers)
     network = MobileNetwork(config.nemo, agent.host_side.link, agent.counters)
     agent.host_side.link.mobile_network = network
     agent.dataplane.mobile_network = network

@@ -129,9 +129,15 @@ def run_demo(console: Console, prefix: str = "demo", keep: bool = False,
                              and _sha256(out) == expected_sha)
         report.counters = status_module.collect(sdir)["counters"]
         _print_report(console, report)
-        if guest == "lite" and not keep:  # issue 11: the NEMO bed, a small step of its own
-            testbed_module.down(prefix)
-            run_nemo_step(console, f"{prefix[:7]}n")
+        if guest == "lite":  # issue 10: the MAP domain, in a bed of its own
+            from provisioning.demo_hmip import run_hmip_demo
+
+            report.intact = run_hmip_demo(console, f"{prefix}h") and report.intact
+        if guest == "lite":  # issue 11: the NEMO bed, a small step of its own
+            if not keep:
+                testbed_module.down(prefix)
+            fetched = run_nemo_step(console, f"{prefix[:7]}n")
+            report.intact = all(code == "200" for code in fetched.values()) and report.intact
         return report
     finally:
         if not keep:

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from provisioning import control
+from provisioning import control, status_hmip
 from provisioning.errors import ProvisioningError
 from provisioning.nemo import status_tables as nemo_status_tables
 from provisioning.nodes.agents import GUEST, HOME_AGENT_NODE, socket_path
@@ -50,7 +50,9 @@ def collect(state_dir: str, ask: Callable[[str, dict[str, Any], float], dict[str
             errors[node] = str(exc)
     if len(errors) == 2:
         raise ProvisioningError(f"no agent answered in {state_dir} (is the test bed up with agents?)")
-    return merge(answers[GUEST], answers[HOME_AGENT_NODE], errors)
+    merged = merge(answers[GUEST], answers[HOME_AGENT_NODE], errors)
+    status_hmip.collect(state_dir, merged, ask)  # MAP and RA daemons of an --hmip bed
+    return merged
 
 
 def _rows(entries: Any) -> list[dict[str, Any]]:
@@ -87,6 +89,7 @@ def render(merged: dict[str, Any], console: Console) -> None:
             for row in guest["translation_table"] if isinstance(row, dict)
         ]
         console.print(_table("Translation table (table 230)", TRANSLATION_COLUMNS, rows))
+    status_hmip.render(merged, console)
     for title, columns, rows in nemo_status_tables(merged):  # NEMO (issue 11)
         console.print(_table(title, columns, rows))
     counters = Table(title="Counters")

@@ -1,17 +1,22 @@
-"""Router Advertisement sender (RFC 4861 6.2; RFC 6275 7.2-7.5), sans-IO.
+"""Router advertisement sender (RFC 4861 6.2; RFC 6275 7.3-7.5; RFC 5380 7.1), sans-IO.
 
-Inputs: `start(now)`, `receive_router_solicitation(src, now)`, `handle_timer(now)`,
-`stop(now)`. Outputs: each returns `[(destination, packet)]`, full IPv6 packets with the
-ICMPv6 checksum done (the caller frames them); `next_timer()` is the absolute time of the
-next unsolicited RA. The interface is fixed by the lead (notes/RA_SENDER_CONTRACT.md) and
-shared by the HMIPv6 router (MAP option) and the NEMO mobile router (its prefix on eth1).
+The interface is fixed by /work/notes/RA_SENDER_CONTRACT.md (shared by the HMIPv6 router
+daemon and the NEMO mobile router). Inputs: `start(now)`, `receive_router_solicitation(src,
+now)`, `handle_timer(now)`, `stop(now)`. Output of each: a list of (destination, full IPv6
+packet with the ICMPv6 checksum done). `next_timer()` is the absolute time of the next
+unsolicited RA (or of a deferred solicited answer).
 
-Choices where RFC 4861 leaves room:
-- The first MAX_INITIAL_RTR_ADVERTISEMENTS (3) unsolicited RAs are spaced at most
-  MAX_INITIAL_RTR_ADVERT_INTERVAL (16 s) apart, then uniformly in [min, max] interval.
-- A solicited RA is sent at once (no 0-0.5 s random delay: the test bed and mobile nodes
-  want it fast), unicast to a specified solicitor, multicast otherwise; solicited RAs closer
-  than `min_delay_between_ras` to the previous one are suppressed (counted).
+Choices where the RFCs leave room:
+- Unsolicited RAs every uniform(min_interval, max_interval); the first
+  MAX_INITIAL_RTR_ADVERTISEMENTS (3) at most MAX_INITIAL_RTR_ADVERT_INTERVAL (16 s) apart
+  (RFC 4861 6.2.4).
+- An RS is answered at once, with no MAX_RA_DELAY_TIME random delay (the contract; RFC 6275
+  7.5 lets mobility routers answer fast): unicast to a specified source, else to ff02::1. Two
+  answers are never closer than MIN_DELAY_BETWEEN_RAS, which is min(3 s, min_interval) as
+  RFC 6275 7.5 allows (down to 30 ms); an RS inside that gap is answered by one multicast RA
+  when the gap ends.
+- RDNSS (RFC 8106, type 25) is written as an opaque ND option (the codec has no class for it).
+- `stop` sends one final RA with router lifetime 0 (RFC 4861 6.2.5) and disarms the timer.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from ipaddress import IPv6Address, IPv6Network
 from netstack.wire.icmpv6 import build_icmpv6_packet
 from netstack.wire.icmpv6_types import (
     AdvertisementInterval,
+    MapOption,
     Mtu,
     NDOption,
     PrefixInformation,
@@ -32,14 +38,14 @@ from netstack.wire.icmpv6_types import (
     UnknownNDOption,
 )
 
+__all__ = ["AdvertisedPrefix", "RaConfig", "RouterAdvertiser", "ALL_NODES"]
+
 ALL_NODES = IPv6Address("ff02::1")
 UNSPECIFIED = IPv6Address("::")
 MAX_INITIAL_RTR_ADVERTISEMENTS = 3
 MAX_INITIAL_RTR_ADVERT_INTERVAL = 16.0
-MIN_DELAY_BETWEEN_RAS = 3.0  # RFC 4861 10; RFC 6275 7.5 allows 0.03 s for mobility
-_RDNSS = 25  # RFC 8106 Recursive DNS Server option
-
-Outgoing = list[tuple[IPv6Address, bytes]]
+MIN_DELAY_BETWEEN_RAS = 3.0
+RDNSS_OPTION_TYPE = 25
 
 
 @dataclass(frozen=True)
@@ -57,7 +63,7 @@ class AdvertisedPrefix:
 @dataclass(frozen=True)
 class RaConfig:
     prefixes: tuple[AdvertisedPrefix, ...] = ()
-    min_interval: float = 3.0
+    min_interval: float = 3.0  # seconds; down to 0.03 as radvd allows (MIPv6 7.5)
     max_interval: float = 10.0
     router_lifetime: int = 1800
     hop_limit: int = 64
@@ -68,12 +74,33 @@ class RaConfig:
     advertisement_interval: bool = False  # RFC 6275 7.3 option (max_interval in ms)
     rdnss: tuple[IPv6Address, ...] = ()
     rdnss_lifetime: int = 600
-    map_options: tuple = ()  # MapOption (netstack.wire.icmpv6_types), RFC 5380 7.1
-    min_delay_between_ras: float = MIN_DELAY_BETWEEN_RAS
+    map_options: tuple[MapOption, ...] = ()  # RFC 5380 7.1
+
+
+def _rdnss_option(servers: tuple[IPv6Address, ...], lifetime: int) -> UnknownNDOption:
+    """RFC 8106 5.1: reserved (16 bits), lifetime (32 bits), the servers' addresses."""
+    data = b"\x00\x00" + struct.pack("!I", lifetime) + b"".join(a.packed for a in servers)
+    return UnknownNDOption(RDNSS_OPTION_TYPE, data)
+
+
+def validate(config: RaConfig) -> None:
+    """RFC 4861 6.2.1 / RFC 6275 7.5 bounds; raises ValueError with one clear sentence."""
+    if not 0.03 <= config.min_interval <= config.max_interval:
+        raise ValueError("min_interval must be at least 0.03 s and not above max_interval")
+    if not 0.07 <= config.max_interval <= 1800:
+        raise ValueError("max_interval must be between 0.07 and 1800 s")
+    if not 0 <= config.router_lifetime <= 9000:
+        raise ValueError("router_lifetime must be between 0 and 9000 s")
+    if config.mtu is not None and not 1280 <= config.mtu <= 65535:
+        raise ValueError("mtu must be between 1280 and 65535")
+    for p in config.prefixes:
+        if p.preferred_lifetime > p.valid_lifetime:
+            raise ValueError(f"prefix {p.prefix}: preferred lifetime above valid lifetime")
 
 
 class RouterAdvertiser:
-    """Unsolicited and solicited RAs for one interface."""
+    """Sans-IO: no sockets, no clock. Packets are full IPv6 packets (bytes) with the ICMPv6
+    checksum done; the caller puts them in Ethernet frames."""
 
     def __init__(
         self,
@@ -82,11 +109,11 @@ class RouterAdvertiser:
         link_local: IPv6Address,
         rng: random.Random | None = None,
     ) -> None:
-        if not 0 < config.min_interval <= config.max_interval:
-            raise ValueError("RA intervals must satisfy 0 < min_interval <= max_interval")
+        validate(config)
         self.config = config
         self.mac = bytes(mac)
         self.link_local = link_local
+        self._rng = rng if rng is not None else random.Random()
         self.counters: dict[str, int] = {
             "ra_sent_unsolicited": 0,
             "ra_sent_solicited": 0,
@@ -94,68 +121,104 @@ class RouterAdvertiser:
             "rs_received": 0,
             "rs_rate_limited": 0,
         }
-        self._rng = rng if rng is not None else random.Random()
-        self._next: float | None = None
+        self.min_delay_between_ras = min(MIN_DELAY_BETWEEN_RAS, config.min_interval)
+        self._next_unsolicited: float | None = None
+        self._pending_solicited: float | None = None
+        self._last_multicast: float | None = None
         self._initial_left = 0
-        self._last_sent: float | None = None
+        self._packet_cache: dict[int, bytes] = {}
 
-    # ------------------------------------------------------------ inputs
+    # ------------------------------------------------------------------ inputs
 
-    def start(self, now: float) -> Outgoing:
-        self._initial_left = MAX_INITIAL_RTR_ADVERTISEMENTS - 1
-        return self._unsolicited(now)
+    def start(self, now: float) -> list[tuple[IPv6Address, bytes]]:
+        self._initial_left = MAX_INITIAL_RTR_ADVERTISEMENTS
+        return self._send_unsolicited(now)
 
-    def receive_router_solicitation(self, src: IPv6Address, now: float) -> Outgoing:
-        self.counters["rs_received"] += 1
-        if self._next is None:
-            return []  # stopped or never started
-        last = self._last_sent
-        if last is not None and now - last < self.config.min_delay_between_ras:
-            self.counters["rs_rate_limited"] += 1
+    def receive_router_solicitation(
+        self, src: IPv6Address, now: float
+    ) -> list[tuple[IPv6Address, bytes]]:
+        self._count("rs_received")
+        if self._next_unsolicited is None:  # stopped or not started: silent (RFC 4861 6.2.6)
             return []
-        self.counters["ra_sent_solicited"] += 1
-        self._last_sent = now
-        destination = ALL_NODES if src == UNSPECIFIED else src
-        return [(destination, self._packet(destination, self.config.router_lifetime))]
-
-    def handle_timer(self, now: float) -> Outgoing:
-        if self._next is None or now < self._next:
+        if src != UNSPECIFIED:
+            # A unicast answer does not disturb the multicast schedule of the link.
+            self._count("ra_sent_solicited")
+            return [(src, self._packet(self.config.router_lifetime, src))]
+        if self._last_multicast is not None and now - self._last_multicast < self.min_delay_between_ras:
+            self._count("rs_rate_limited")
+            due = self._last_multicast + self.min_delay_between_ras
+            if self._pending_solicited is None or due < self._pending_solicited:
+                self._pending_solicited = due
             return []
-        return self._unsolicited(now)
+        self._count("ra_sent_solicited")
+        self._last_multicast = now
+        return [(ALL_NODES, self._packet(self.config.router_lifetime))]
+
+    def handle_timer(self, now: float) -> list[tuple[IPv6Address, bytes]]:
+        out: list[tuple[IPv6Address, bytes]] = []
+        if self._pending_solicited is not None and self._pending_solicited <= now:
+            self._pending_solicited = None
+            self._count("ra_sent_solicited")
+            self._last_multicast = now
+            out.append((ALL_NODES, self._packet(self.config.router_lifetime)))
+        if self._next_unsolicited is not None and self._next_unsolicited <= now:
+            if out:
+                self._schedule(now)  # the solicited answer stands in for this one
+            else:
+                out += self._send_unsolicited(now)
+        return out
 
     def next_timer(self) -> float | None:
-        return self._next
+        times = [t for t in (self._next_unsolicited, self._pending_solicited) if t is not None]
+        return min(times) if times else None
 
-    def stop(self, now: float) -> Outgoing:
-        """RFC 4861 6.2.5: a final RA with router lifetime 0."""
-        if self._next is None:
-            return []
-        self._next = None
-        self._last_sent = now
-        self.counters["ra_sent_final"] += 1
-        return [(ALL_NODES, self._packet(ALL_NODES, 0))]
+    def stop(self, now: float) -> list[tuple[IPv6Address, bytes]]:
+        """The final RA with router lifetime 0 (RFC 4861 6.2.5); the timer is disarmed."""
+        self._next_unsolicited = None
+        self._pending_solicited = None
+        self._count("ra_sent_final")
+        return [(ALL_NODES, self._packet(0))]
 
-    # ------------------------------------------------------------ internals
+    # ------------------------------------------------------------------ internals
 
-    def _unsolicited(self, now: float) -> Outgoing:
-        config = self.config
-        interval = self._rng.uniform(config.min_interval, config.max_interval)
+    def _count(self, key: str) -> None:
+        self.counters[key] = self.counters.get(key, 0) + 1
+
+    def _send_unsolicited(self, now: float) -> list[tuple[IPv6Address, bytes]]:
+        self._count("ra_sent_unsolicited")
+        self._last_multicast = now
+        self._schedule(now)
+        return [(ALL_NODES, self._packet(self.config.router_lifetime))]
+
+    def _schedule(self, now: float) -> None:
+        interval = self._rng.uniform(self.config.min_interval, self.config.max_interval)
         if self._initial_left > 0:
             self._initial_left -= 1
             interval = min(interval, MAX_INITIAL_RTR_ADVERT_INTERVAL)
-        self._next = now + interval
-        self._last_sent = now
-        self.counters["ra_sent_unsolicited"] += 1
-        return [(ALL_NODES, self._packet(ALL_NODES, config.router_lifetime))]
+        self._next_unsolicited = now + interval
 
-    def _options(self) -> tuple[NDOption, ...]:
-        config = self.config
+    def _packet(self, router_lifetime: int, destination: IPv6Address = ALL_NODES) -> bytes:
+        """The RA for `destination` (the ICMPv6 checksum covers it); multicast ones cached."""
+        if destination != ALL_NODES:
+            return build_icmpv6_packet(
+                self.link_local, destination, self._advertisement(router_lifetime)
+            )
+        cached = self._packet_cache.get(router_lifetime)
+        if cached is None:
+            cached = build_icmpv6_packet(
+                self.link_local, ALL_NODES, self._advertisement(router_lifetime)
+            )
+            self._packet_cache[router_lifetime] = cached
+        return cached
+
+    def _advertisement(self, router_lifetime: int) -> RouterAdvertisement:
+        c = self.config
         options: list[NDOption] = [SourceLinkLayerAddress(self.mac)]
-        if config.mtu is not None:
-            options.append(Mtu(config.mtu))
-        if config.advertisement_interval:
-            options.append(AdvertisementInterval(int(config.max_interval * 1000)))
-        for p in config.prefixes:
+        if c.mtu is not None:
+            options.append(Mtu(c.mtu))
+        if c.advertisement_interval:
+            options.append(AdvertisementInterval(int(c.max_interval * 1000)))
+        for p in c.prefixes:
             options.append(
                 PrefixInformation(
                     prefix=p.prefix,
@@ -166,22 +229,14 @@ class RouterAdvertiser:
                     router_address=p.router_address,
                 )
             )
-        if config.rdnss:
-            data = struct.pack("!HI", 0, config.rdnss_lifetime) + b"".join(
-                a.packed for a in config.rdnss
-            )
-            options.append(UnknownNDOption(_RDNSS, data))
-        options.extend(config.map_options)
-        return tuple(options)
-
-    def _packet(self, destination: IPv6Address, router_lifetime: int) -> bytes:
-        config = self.config
-        advert = RouterAdvertisement(
-            cur_hop_limit=config.hop_limit,
-            managed=config.managed,
-            other=config.other_config,
-            home_agent=config.home_agent,
+        if c.rdnss:
+            options.append(_rdnss_option(c.rdnss, c.rdnss_lifetime))
+        options.extend(c.map_options)
+        return RouterAdvertisement(
+            cur_hop_limit=c.hop_limit,
+            managed=c.managed,
+            other=c.other_config,
+            home_agent=c.home_agent,
             router_lifetime=router_lifetime,
-            options=self._options(),
+            options=tuple(options),
         )
-        return build_icmpv6_packet(self.link_local, destination, advert)

@@ -42,6 +42,7 @@ from netstack.wire.mh_codec import decode_mobility_packet
 from netstack.wire.offload import Offload, segment
 from network.home_agent.config import HomeAgentConfig
 from network.home_agent.forwarding import IPPROTO_IPV6, HomeAgentDataPlane
+from network.home_agent.hmip import DirectRegistrations
 from network.home_agent.ipsec import FORWARD, MOBILITY, TUNNELLED
 from network.home_agent.nesting import MAX_NESTING, NestedTunnels, SecurityLayers
 from network.home_agent.persistence import load_bindings, save_bindings
@@ -78,24 +79,7 @@ class HomeAgentDaemon:
         self.node.keep_super_frame = self._is_reverse_tunnel
         if config.link.tx_thread:
             self.node.use_background_sender()
-        policy = HomeAgentPolicy(
-            allowed_home_addresses=frozenset(section.allowed_home_addresses) or None,
-            refused_home_addresses=frozenset(section.refused_home_addresses),
-            max_lifetime=section.max_lifetime,
-            require_protection=section.require_protection or config.ipsec.require_protection,
-            allow_mobile_routers=config.nemo.allow_mobile_routers,
-        )
-        try:
-            prefix_table = PrefixTable(
-                {mr.home_address: mr.prefixes for mr in config.nemo.mobile_routers},
-                home_prefix=section.home_prefix,
-            )
-        except ValueError as exc:
-            raise ConfigError(f"[nemo] {exc}") from None
-        self.home_agent = HomeAgent(
-            section.address, home_prefix=section.home_prefix, policy=policy,
-            prefix_table=prefix_table,
-        )
+        self.home_agent = self._registration_service(config)
         self.proxy_dad = ProxyDad()
         self.dataplane = HomeAgentDataPlane(
             section.address.packed,
@@ -111,10 +95,32 @@ class HomeAgentDaemon:
         # Link-layer source of BUs sent from the home link (a node returning home): the BA
         # goes straight to it, since the node does not own its home address yet (11.5.4).
         self._on_link_macs: dict[IPv6Address, bytes] = {}
+        # HMIPv6 registration type 3 (BU from the LCoA): its BA goes back to the LCoA.
+        self.hmip_replies = DirectRegistrations(self.home_prefix)
         # Data frames of one receive batch, sent with one sendmmsg at the end of the batch.
         self._tx_frames: list[bytes] = []
         self.loop: NodeLoop | None = None
         self.started_at = time.monotonic()
+
+    def _registration_service(self, config: HomeAgentConfig) -> HomeAgent:
+        """The binding cache's state machine (the MAP daemon puts its own here)."""
+        section = config.home_agent
+        policy = HomeAgentPolicy(
+            allowed_home_addresses=frozenset(section.allowed_home_addresses) or None,
+            refused_home_addresses=frozenset(section.refused_home_addresses),
+            max_lifetime=section.max_lifetime,
+            require_protection=section.require_protection or config.ipsec.require_protection,
+            allow_mobile_routers=config.nemo.allow_mobile_routers,
+        )
+        try:  # RFC 3963: which prefixes each mobile router may register
+            prefix_table = PrefixTable(
+                {mr.home_address: mr.prefixes for mr in config.nemo.mobile_routers},
+                home_prefix=section.home_prefix,
+            )
+        except ValueError as exc:
+            raise ConfigError(f"[nemo] {exc}") from None
+        return HomeAgent(section.address, home_prefix=section.home_prefix, policy=policy,
+                         prefix_table=prefix_table)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -309,8 +315,9 @@ class HomeAgentDaemon:
         if parsed.src in self.home_prefix:
             self._on_link_macs[parsed.src] = src_mac
         self.counters["rx_binding_updates"] += 1
+        src, home_address = self.hmip_replies.unwrap(parsed.src, parsed.home_address, message)
         self.home_agent.receive_binding_update(
-            parsed.src, parsed.home_address, message, now, protected=protected
+            src, home_address, message, now, protected=protected
         )
 
     def _handle_icmp_to_self(self, packet: memoryview, now: float) -> None:
@@ -394,6 +401,7 @@ class HomeAgentDaemon:
             )
 
     def _send_mobility(self, message: Any, now: float) -> None:
+        message = self.hmip_replies.redirect(message)
         packet = self.security.seal_mobility_message(message, now)
         if packet is None:
             return  # dropped by the SPD, counted by the processor
