@@ -92,6 +92,27 @@ def move(bed: BedHandle, target: str) -> None:
     assert result.returncode == 0, result.stderr
 
 
+def downloads_across_moves(bed: BedHandle, tmp_path: Path,
+                           downloads: list[tuple[str, tuple[str, ...]]]) -> None:
+    """Start /big downloads (node, curl arguments), move the MR to 5a and back to 5b while
+    they run; each must finish byte for byte."""
+    outs = [tmp_path / f"download-{i}.out" for i in range(len(downloads))]
+    procs = [download(bed, node, out, *args) for (node, args), out in zip(downloads, outs, strict=True)]
+    try:
+        time.sleep(2)
+        move(bed, "a")
+        time.sleep(1.5)
+        move(bed, "b")
+        for proc in procs:
+            assert proc.wait(timeout=120) == 0
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+    for out in outs:
+        same_as_big(bed, out)
+
+
 def test_status_shows_prefix_table_and_mobile_network_prefixes(nemo_bed: BedHandle) -> None:
     status = ready(nemo_bed)
     mr = binding(status, HOME_ADDRESS)
@@ -110,23 +131,11 @@ def test_host_ipv6_and_ipv4_apps_survive_moves_of_the_mobile_router(
     """Must-show 1: an IPv6 app from the prefix and an IPv4 app at once, across move a / b."""
     ready(nemo_bed)
     source = host_mnp_address(nemo_bed)
-    out6, out4 = tmp_path / "v6.out", tmp_path / "v4.out"
     with capture(nemo_bed.namespace("core"), "eth2", tmp_path / "core.pcap", "ip6") as cap:
-        v6 = download(nemo_bed, "host", out6, "--interface", str(source), URL_BIG)
-        v4 = download(nemo_bed, "host", out4, "-4", "http://cn.example/big")
-        try:
-            time.sleep(1.5)
-            move(nemo_bed, "a")
-            time.sleep(1.5)
-            move(nemo_bed, "b")
-            assert v6.wait(timeout=120) == 0
-            assert v4.wait(timeout=120) == 0
-        finally:
-            for proc in (v6, v4):
-                if proc.poll() is None:
-                    proc.kill()
-    same_as_big(nemo_bed, out6)
-    same_as_big(nemo_bed, out4)
+        downloads_across_moves(nemo_bed, tmp_path, [
+            ("host", ("--interface", str(source), URL_BIG)),
+            ("host", ("-4", "http://cn.example/big")),
+        ])
     # On the core (towards 5b): the host's prefix address inside the MR-HA tunnel.
     frames = cap.decode(["ipv6.src", "ipv6.dst"], "tcp")
     inner = [f for f in frames if len(f["ipv6.src"]) == 2 and f["ipv6.src"][1] == str(source)]
@@ -145,19 +154,9 @@ def test_nested_mobile_node_is_tunnelled_twice_and_survives_a_move(
     status = ready(nemo_bed)
     mr_coa = binding(status, HOME_ADDRESS)["care_of_address"]
     vmn_coa = binding(status, VMN_HOME_ADDRESS)["care_of_address"]
-    out = tmp_path / "vmn.out"
     with capture(nemo_bed.namespace("core"), "eth2", tmp_path / "core.pcap", "ip6") as cap:
-        proc = download(nemo_bed, VMN, out, "--interface", str(VMN_HOME_ADDRESS), URL_BIG)
-        try:
-            time.sleep(2)
-            move(nemo_bed, "a")
-            time.sleep(1.5)
-            move(nemo_bed, "b")
-            assert proc.wait(timeout=120) == 0
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-    same_as_big(nemo_bed, out)
+        downloads_across_moves(nemo_bed, tmp_path, [
+            (VMN, ("--interface", str(VMN_HOME_ADDRESS), URL_BIG))])
     frames = cap.decode(["ipv6.src", "ipv6.dst"], "tcp")
     ha, vmn, cn = str(HOME_AGENT), str(VMN_HOME_ADDRESS), str(CN_ADDRESS)
     up = [f for f in frames if f["ipv6.src"] == [mr_coa, vmn_coa, vmn]]

@@ -11,30 +11,18 @@ from collections.abc import Iterator
 
 import pytest
 
-from provisioning import topology
 from provisioning.nemo import VMN
 from provisioning.topology import CN_ADDRESS, HOME_ADDRESS, VISITED_A, VISITED_B
-from tests.netns.conftest import BedHandle, _cli
+from tests.netns.conftest import BedHandle
 from tests.netns.test_nemo import binding, host_mnp_address, ready
-from tests.vm.conftest import VM_BED_UP_TIMEOUT, new_prefix, vm_tier_available
+from tests.vm.conftest import bring_up_vm_bed
 
 pytestmark = pytest.mark.vm
 
 
 @pytest.fixture
 def vm_nemo_bed() -> Iterator[BedHandle]:
-    reason = vm_tier_available()
-    if reason:
-        pytest.skip(reason)
-    prefix = new_prefix()
-    bed = BedHandle(prefix=prefix, state_dir=topology.state_dir(prefix))
-    try:
-        result = _cli("testbed", "up", "--prefix", prefix, "--guest", "vm", "--nemo",
-                      timeout=VM_BED_UP_TIMEOUT)
-        assert result.returncode == 0, f"testbed up --guest vm --nemo failed: {result.stderr}"
-        yield bed
-    finally:
-        _cli("testbed", "down", "--prefix", prefix, timeout=120)
+    yield from bring_up_vm_bed("--nemo")
 
 
 def fetch(bed: BedHandle, node: str, *args: str) -> str:
