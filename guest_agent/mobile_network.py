@@ -277,4 +277,5 @@ def attach_mobile_network(agent: Any) -> MobileNetwork | None:
     network = MobileNetwork(config.nemo, agent.host_side.link, agent.counters)
     agent.host_side.link.mobile_network = network
     agent.dataplane.mobile_network = network
+    agent.security.mobile_network = network  # Fig. 22: ESP straight around the prefix's packets
     return network

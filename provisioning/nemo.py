@@ -173,14 +173,33 @@ def _pin_tunnel_policies(ha_config: dict[str, Any], home_address: IPv6Address) -
             policy[side] = f"{home_address}/128"
 
 
+def _mobile_network_policies(guest: dict[str, Any], ha: dict[str, Any]) -> None:
+    """Fig. 22 selects by the inner packet's effective addresses: the prefix's packets, and
+    nested nodes' (their Home Address option / type 2 routing header name home addresses),
+    travel in the mobile router's tunnel SAs too (RFC 3963 5.5). So the router's SAs also
+    take whatever else crosses its tunnel (priority 30, after the home address's policies);
+    at the HA they sit in a processor of their own (the nested nodes' are in the second)."""
+    guest["policy"] += [
+        {"name": "mnet-to-ha", "direction": "out", "action": "protect", "priority": 30,
+         "src": "::/0", "dst": "::/0", "sa": "mn-ha-tunnel"},
+        {"name": "mnet-from-ha", "direction": "in", "action": "protect", "priority": 30,
+         "src": "::/0", "dst": "::/0", "sa": "ha-mn-tunnel"},
+    ]
+    ha["policy"] += [
+        {"name": "mnet-from-mr", "direction": "in", "action": "protect", "priority": 30,
+         "src": "::/0", "dst": "::/0", "sa": "mn-ha-tunnel"},
+        {"name": "mnet-to-mr", "direction": "out", "action": "protect", "priority": 30,
+         "src": "::/0", "dst": "::/0", "sa": "ha-mn-tunnel"},
+    ]
+
+
 def write_ipsec(state_dir: str, options: ipsec_keys.IpsecOptions) -> None:
     """MN-HA keys for the mobile router and vmn (the HA holds both); vmn.toml's [ipsec]."""
     if not options.mobility:
         return
-    if options.tunnel == ipsec_keys.TUNNEL_ESP_ONLY:
-        raise ProvisioningError("--nemo combines with --ipsec tunnel (Fig. 21), not tunnel-only: "
-                                "the mobile network's packets need the IPv6-in-IPv6 tunnel")
     guest, ha = ipsec_keys.mobility_key_configs(options)
+    if options.tunnel == ipsec_keys.TUNNEL_ESP_ONLY:
+        _mobile_network_policies(guest, ha)
     vmn, ha_vmn = (_for_vmn(c) for c in ipsec_keys.mobility_key_configs(
         options, home_address=VMN_HOME_ADDRESS))
     _pin_tunnel_policies(ha, HOME_ADDRESS)

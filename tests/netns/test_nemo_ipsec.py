@@ -22,15 +22,18 @@ from tests.netns.test_nemo import binding, ready
 pytestmark = pytest.mark.netns
 
 
-@pytest.fixture(scope="module")
-def nemo_ipsec_bed() -> Iterator[BedHandle]:
-    yield from _bring_up("--nemo", "--ipsec", "tunnel")
+@pytest.fixture(scope="module", params=["tunnel", "tunnel-only"])
+def nemo_ipsec_bed(request: pytest.FixtureRequest) -> Iterator[tuple[str, BedHandle]]:
+    for bed in _bring_up("--nemo", "--ipsec", request.param):
+        yield request.param, bed
 
 
 def test_vmn_traffic_is_esp_inside_esp_and_tshark_decrypts_both(
-    nemo_ipsec_bed: BedHandle, tmp_path: Path
+    nemo_ipsec_bed: tuple[str, BedHandle], tmp_path: Path
 ) -> None:
-    bed = nemo_ipsec_bed
+    """Fig. 21 (tunnel): each ESP carries an IPv6-in-IPv6 packet, 5 IPv6 headers in all;
+    Fig. 22 (tunnel-only): each ESP carries the packet itself, 3 IPv6 headers."""
+    mode, bed = nemo_ipsec_bed
     status = ready(bed)
     mr_coa = binding(status, HOME_ADDRESS)["care_of_address"]
     vmn_coa = binding(status, VMN_HOME_ADDRESS)["care_of_address"]
@@ -52,13 +55,16 @@ def test_vmn_traffic_is_esp_inside_esp_and_tshark_decrypts_both(
     up = [f for f in frames if f["ipv6.src"][-1] == vmn]
     down = [f for f in frames if f["ipv6.src"][-1] == cn]
     assert len(up) > 10 and len(down) > 100
+    def chain(*layers: str) -> list[str]:  # Fig. 21 repeats each tunnel's own header
+        return [a for a in layers[:-1] for _ in range(2 if mode == "tunnel" else 1)] + [layers[-1]]
+
     for f in up:
         assert [int(s, 16) for s in f["esp.spi"]] == [0x1003, 0x1103]
-        assert f["ipv6.src"] == [mr_coa, mr_coa, vmn_coa, vmn_coa, vmn]
-        assert f["ipv6.dst"] == [ha, ha, ha, ha, cn]
+        assert f["ipv6.src"] == chain(mr_coa, vmn_coa, vmn)
+        assert f["ipv6.dst"] == chain(ha, ha, cn)
     for f in down:
         assert [int(s, 16) for s in f["esp.spi"]] == [0x1004, 0x1104]
-        assert f["ipv6.dst"] == [mr_coa, mr_coa, vmn_coa, vmn_coa, vmn]
+        assert f["ipv6.dst"] == chain(mr_coa, vmn_coa, vmn)
     # The HA terminated ESP twice on the same packets and sealed twice on the way down.
     after = bed.status()
     counters = after["counters"]["ha"]

@@ -5,12 +5,9 @@ from __future__ import annotations
 from ipaddress import IPv6Address, IPv6Network
 from pathlib import Path
 
-import pytest
-
 from guest_agent.config import load_agent_config
 from network.home_agent.config import load_home_agent_config
 from provisioning import nemo
-from provisioning.errors import ProvisioningError
 from provisioning.nodes import agents
 from provisioning.nodes import ipsec as ipsec_keys
 
@@ -47,6 +44,11 @@ def test_nemo_with_the_esp_tunnel(tmp_path: Path) -> None:
     assert (tmp_path / nemo.HA_NESTED_KEYS).stat().st_mode & 0o777 == 0o600
 
 
-def test_nemo_refuses_the_tunnel_only_mode(tmp_path: Path) -> None:
-    with pytest.raises(ProvisioningError, match="tunnel-only"):
-        configs(tmp_path, "tunnel-only")
+def test_nemo_with_the_tunnel_only_mode(tmp_path: Path) -> None:
+    """Fig. 22: the mobile router's tunnel SAs also carry what crosses its tunnel."""
+    guest, ha, vmn = configs(tmp_path, "tunnel-only")
+    assert vmn.ipsec.tunnel == "esp-tunnel-only"
+    guest_keys = (tmp_path / ipsec_keys.GUEST_MOBILITY_KEYS).read_text()
+    ha_keys = (tmp_path / ipsec_keys.HA_KEYS).read_text()
+    assert 'name = "mnet-to-ha"' in guest_keys and 'name = "mnet-to-mr"' in ha_keys
+    assert "mnet" not in (tmp_path / nemo.HA_NESTED_KEYS).read_text()
