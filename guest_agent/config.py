@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from pathlib import Path
 
+from guest_agent.route_optimisation import RouteOptimisationSection
 from guest_agent.security import IpsecSection
 from netstack.runtime.configfile import NodeSection as CommonNodeSection
 from netstack.runtime.configfile import load_config
@@ -149,6 +150,7 @@ class AgentConfig:
     translation: TranslationSection = field(default_factory=TranslationSection)
     dns: DnsSection = field(default_factory=DnsSection)
     ipsec: IpsecSection = field(default_factory=IpsecSection)
+    route_optimisation: RouteOptimisationSection = field(default_factory=RouteOptimisationSection)
     hmip: HmipSection = field(default_factory=HmipSection)
     nemo: NemoSection = field(default_factory=NemoSection)
 

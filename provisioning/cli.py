@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "link; vmn = a mobile node behind it (RFC 3963, patent Fig. 34)")
     tb_up.add_argument("--guest", choices=("lite", "vm"), default="lite",
                        help="lite: the guest agent in a namespace; vm: the QEMU guest (issue 5)")
+    tb_up.add_argument("--ro", action="store_true",
+                       help="route optimisation at the terminal and at the CN (its userspace "
+                       "daemon), and cn2 (2001:db8:8::2001), a correspondent without Mobile IPv6")
     tb_keys = tb_sub.add_parser("keys", help="the running bed's IPsec key files")
     _add_prefix(tb_keys)
     tb_keys.add_argument("--tshark", action="store_true",
@@ -117,7 +120,8 @@ def _cmd_testbed(args: argparse.Namespace) -> int:
                                     ha_refuse=args.ha_refuse, state_root=STATE_ROOT,
                                     pool=args.pool, idle_timeout=args.idle_timeout,
                                     ipsec=args.ipsec, guest=args.guest,
-                                    hmip=args.hmip, hmip_type=args.hmip_type, nemo=args.nemo)
+                                    hmip=args.hmip, hmip_type=args.hmip_type, ro=args.ro,
+                                    nemo=args.nemo)
         try:
             sdir = testbed.up(options)
         except ProvisioningError as exc:

@@ -37,6 +37,7 @@ class DemoReport:
     intact: bool = False
     transfer_seconds: float = 0.0
     counters: dict[str, dict[str, int]] = field(default_factory=dict)
+    route_optimised: bool | None = None  # issue 9: direct path up before and after a move
 
 
 def _wait_registered(sdir: str, timeout: float = 20.0) -> dict[str, Any]:
@@ -133,6 +134,10 @@ def run_demo(console: Console, prefix: str = "demo", keep: bool = False,
             from provisioning.demo_hmip import run_hmip_demo
 
             report.intact = run_hmip_demo(console, f"{prefix}h") and report.intact
+        if guest == "lite":  # issue 9: route optimisation, in a bed of its own
+            from provisioning import demo_ro
+
+            report.route_optimised = demo_ro.run_step(console, f"{prefix[:7]}r")
         if guest == "lite":  # issue 11: the NEMO bed, a small step of its own
             if not keep:
                 testbed_module.down(prefix)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -13,9 +14,10 @@ from provisioning import control, status_hmip
 from provisioning.errors import ProvisioningError
 from provisioning.nemo import status_tables as nemo_status_tables
 from provisioning.nodes.agents import GUEST, HOME_AGENT_NODE, socket_path
+from provisioning.nodes.correspondent import CORRESPONDENT
 
 BUL_COLUMNS = ("destination", "home_address", "care_of_address", "lifetime", "state",
-               "sequence", "last_status", "reason")
+               "sequence", "last_status", "reason", "path", "home_token_age", "care_of_token_age")
 BC_COLUMNS = ("home_address", "care_of_address", "lifetime", "granted_lifetime", "sequence",
               "mobile_router")
 
@@ -51,8 +53,24 @@ def collect(state_dir: str, ask: Callable[[str, dict[str, Any], float], dict[str
     if len(errors) == 2:
         raise ProvisioningError(f"no agent answered in {state_dir} (is the test bed up with agents?)")
     merged = merge(answers[GUEST], answers[HOME_AGENT_NODE], errors)
+    _add_correspondent(merged, state_dir, ask)  # the CN daemon of an --ro bed
     status_hmip.collect(state_dir, merged, ask)  # MAP and RA daemons of an --hmip bed
     return merged
+
+
+def _add_correspondent(merged: dict[str, Any], state_dir: str,
+                       ask: Callable[[str, dict[str, Any], float], dict[str, Any]]) -> None:
+    """The CN daemon's answer (route optimisation: binding cache, RR counters), if it runs."""
+    path = socket_path(state_dir, CORRESPONDENT)
+    if not os.path.exists(path):
+        return
+    try:
+        answer = dict(ask(path, {"cmd": "status"}, 2.0))
+    except ProvisioningError as exc:
+        merged.setdefault("errors", {})[CORRESPONDENT] = str(exc)
+        return
+    merged["counters"][CORRESPONDENT] = answer.pop("counters", {})
+    merged[CORRESPONDENT] = answer
 
 
 def _rows(entries: Any) -> list[dict[str, Any]]:

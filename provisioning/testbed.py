@@ -22,6 +22,7 @@ from provisioning.errors import ProvisioningError
 from provisioning.nodes import agents, cn, correspondent, dns, host
 from provisioning.nodes import hmip as hmip_bed
 from provisioning.nodes import ipsec as ipsec_keys
+from provisioning.nodes import route_optimisation as ro_nodes
 from provisioning.nodes.agents import TranslationOptions
 from provisioning.offloads import enable_gro, set_offloads_off
 from provisioning.topology import (
@@ -59,6 +60,7 @@ class UpOptions:
     log: Callable[[str], None] = print  # progress lines of the VM set-up
     hmip: bool = False  # issue 10: MAP domain (map, ar-c, our RA daemon on ar-a/ar-b)
     hmip_type: int = 1  # MAP registration type 1-3 (scenarios 10100/10200/10300)
+    ro: bool = False  # issue 9: route optimisation at the terminal, and `cn2` (no MIPv6)
 
 
 def _link_index(ipr: IPRoute, ifname: str) -> int:
@@ -218,19 +220,26 @@ def up(options: UpOptions) -> str:
     _add_routes(prefix)
     if options.hmip:
         hmip_bed.build(prefix, lite=not vm_guest)
-    for address in CN_EXTRA_ADDRESSES:  # cn1..cn5.example (pool-exhaustion test)
-        # Deprecated, so the CN's unconnected UDP replies (iperf3 -u) still come from ::1001.
-        _add_address(namespace(prefix, "cn"), "eth0", f"{address}/64", deprecated=True)
+    # The userspace CN (route optimisation, end-to-end ESP) runs when the bed needs it; else
+    # the CN is the plain kernel stack, as fast as before.
+    cn_daemon = options.ro or ipsec.end_to_end
+    if not cn_daemon:
+        for address in CN_EXTRA_ADDRESSES:  # cn1..cn5.example (pool-exhaustion test)
+            # Deprecated, so the CN's unconnected UDP replies (iperf3 -u) still come from ::1001.
+            _add_address(namespace(prefix, "cn"), "eth0", f"{address}/64", deprecated=True)
+    if options.ro:
+        ro_nodes.add_cn2(prefix, sdir)
     _start_radvd(prefix, sdir, skip=tuple(MAP_ACCESS_ROUTERS) if options.hmip else ())
     key_files = ipsec_keys.write_key_files(sdir, ipsec)  # mode 0600, random keys
     if options.hmip:  # the MAP and the RA daemons, before the guest looks for a MAP
         hmip_bed.start(prefix, sdir, ipsec)
-    if ipsec.end_to_end:  # the CN daemon must own the CN address before the servers bind it
-        correspondent.start(sdir, namespace(prefix, "cn"), key_files[ipsec_keys.CN_KEYS])
+    if cn_daemon:  # it owns the CN address (and cn1..cn5) before the servers bind them
+        correspondent.start(sdir, namespace(prefix, "cn"),
+                            key_files[ipsec_keys.CN_KEYS] if ipsec.end_to_end else None)
     cn.start_services(sdir, namespace(prefix, "cn"))
     dns.start(sdir, namespace(prefix, dns.DNS_NODE))
     agents.write_configs(sdir, refuse_home_address=options.ha_refuse, translation=translation,
-                         ipsec=ipsec, offloads=not vm_guest)
+                         ipsec=ipsec, offloads=not vm_guest, route_optimisation=options.ro)
     if options.hmip:
         hmip_bed.enable_in_guest_config(sdir, options.hmip_type)
     if options.nemo:
