@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(python3 python3-venv python3-pip iproute2 radvd tshark iperf3 nftables ethtool
-              dnsmasq-base tayga curl tcpdump procps psmisc kmod
+              dnsmasq-base tayga curl tcpdump procps psmisc kmod iputils-ping
               # the appliance VM (issue 5): image build, QEMU under libvirt, libvirt-python build
               qemu-system-x86 qemu-utils debootstrap e2fsprogs libvirt-daemon
               libvirt-daemon-driver-qemu libvirt-clients libvirt-dev pkg-config gcc python3-dev
