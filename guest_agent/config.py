@@ -110,6 +110,17 @@ class DnsSection:
 
 
 @dataclass
+class SipAlgSection:
+    """The SIP/SDP ALG for IPv4 phones on the host (guest_agent/sip_alg_path.py, issue 12).
+
+    `enabled = false` is the control case: the IPv4 phone's SDP reaches the IPv6 side as is.
+    """
+
+    enabled: bool = True
+    ports: list[int] = field(default_factory=lambda: [5060])
+
+
+@dataclass
 class AgentConfig:
     node: NodeSection = field(default_factory=NodeSection)
     link: LinkSection = field(default_factory=LinkSection)
@@ -119,6 +130,7 @@ class AgentConfig:
     translation: TranslationSection = field(default_factory=TranslationSection)
     dns: DnsSection = field(default_factory=DnsSection)
     ipsec: IpsecSection = field(default_factory=IpsecSection)
+    sip_alg: SipAlgSection = field(default_factory=SipAlgSection)
 
     @property
     def translation_state_file(self) -> Path:

@@ -1,0 +1,152 @@
+"""The SIP ALG on the translated path: IPv4 datagrams of the host's SIP phones <-> table 230.
+
+Inputs: an IPv4/UDP datagram the host sends (before step 514 translates it) or one the
+translator made for the host (after step 511), and `now`. Output: the same datagram, or a
+rebuilt one whose SIP message has the addresses the translation changes rewritten
+(``guest_agent.sip_alg`` does the text). Everything else passes untouched.
+
+Address mapping, both ways through translation table 230 (so SIP, SDP and the media agree
+with what the translator does to the headers):
+- host -> IPv6 side: the host's address (home IPv4) -> the home address; a pool address ->
+  its row's IPv6 address; another IPv4 address -> RFC 6052 (the translator's own rule);
+  0.0.0.0 (SDP hold) -> ``::``;
+- IPv6 side -> host: the home address -> the home IPv4; any other IPv6 address -> its pool
+  address, allocated now when new: this is how the peer's RTP/RTCP address gets its
+  table-230 row before the first media packet; ``::`` -> 0.0.0.0.
+Media ports are not touched: the translation keeps ports 1:1.
+
+Only datagrams to or from the configured SIP ports are looked at, only whole (unfragmented)
+ones; a datagram that is not SIP we understand is passed on untouched and counted
+(``sip_alg_malformed_*``), never dropped: the far end judges it, as it would without us.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import Counter
+from ipaddress import AddressValueError, IPv4Address, IPv6Address
+
+from guest_agent.sip_alg import SipParseError, rewrite
+from netstack.translate.table import TranslationTable
+from netstack.wire.ipv4 import build_ipv4_udp
+
+_UDP = 17
+_MF_OR_OFFSET = 0x3FFF
+_HEADER = struct.Struct("!BBHHHBBH4s4s")
+_PORTS = struct.Struct("!HH")
+_ANY4, _ANY6 = "0.0.0.0", "::"
+
+
+class SipAlgPath:
+    def __init__(
+        self,
+        table: TranslationTable,
+        *,
+        home_address: bytes,
+        home_ipv4: bytes,
+        ports: tuple[int, ...] = (5060,),
+        enabled: bool = True,
+        counters: Counter[str],
+    ) -> None:
+        self.table = table
+        self.home_address = IPv6Address(home_address)
+        self.home_ipv4 = IPv4Address(home_ipv4)
+        self.ports = frozenset(ports)
+        self.enabled = enabled
+        self.counters = counters
+        self._now = 0.0
+
+    # ------------------------------------------------------------------ address mappers
+
+    def _to_ipv6(self, text: str) -> str | None:
+        try:
+            address = IPv4Address(text)
+        except AddressValueError:
+            return None
+        if address == self.home_ipv4:
+            return str(self.home_address)
+        if text == _ANY4:
+            return _ANY6
+        packed = address.packed
+        if packed in self.table.pool:
+            entry = self.table.get_by_v4(packed)
+            if entry is None:
+                self.counters["sip_alg_unmapped_address"] += 1
+                return None
+            return str(IPv6Address(entry.ipv6))
+        return str(IPv6Address(self.table.prefix.embed(packed)))
+
+    def _to_ipv4(self, text: str) -> str | None:
+        try:
+            address = IPv6Address(text)
+        except AddressValueError:
+            return None
+        if address == self.home_address:
+            return str(self.home_ipv4)
+        if address.is_unspecified:
+            return _ANY4
+        ipv4 = self.table.lookup_or_allocate_v6(address.packed, self._now)
+        if ipv4 is None:
+            self.counters["sip_alg_pool_exhausted"] += 1
+            return None
+        return str(IPv4Address(ipv4))
+
+    # ------------------------------------------------------------------ datagrams
+
+    def _sip_payload(self, packet: bytes | bytearray | memoryview) -> tuple[int, int] | None:
+        """(header length, total length) of an unfragmented IPv4/UDP datagram on a SIP port."""
+        if len(packet) < 28 or packet[9] != _UDP or packet[0] >> 4 != 4:
+            return None
+        header_len = (packet[0] & 0x0F) * 4
+        _vihl, _tos, total, _id, frag, _ttl, _proto, _sum, _s, _d = _HEADER.unpack_from(packet)
+        if header_len < 20 or total > len(packet) or total < header_len + 8:
+            return None
+        sport, dport = _PORTS.unpack_from(packet, header_len)
+        if sport not in self.ports and dport not in self.ports:
+            return None
+        if frag & _MF_OR_OFFSET:
+            self.counters["sip_alg_skipped_fragment"] += 1
+            return None
+        return header_len, total
+
+    def outbound(self, packet: bytes | bytearray | memoryview, now: float
+                 ) -> bytes | bytearray | memoryview:
+        """A host datagram before translation 4 -> 6."""
+        return self._process(packet, now, to_family=6)
+
+    def inbound(self, packet: bytes | bytearray | memoryview, now: float
+                ) -> bytes | bytearray | memoryview:
+        """A translated datagram for the host (after 6 -> 4)."""
+        return self._process(packet, now, to_family=4)
+
+    def _process(self, packet: bytes | bytearray | memoryview, now: float, *, to_family: int
+                 ) -> bytes | bytearray | memoryview:
+        found = self._sip_payload(packet)
+        if found is None:
+            return packet
+        direction = "out" if to_family == 6 else "in"
+        if not self.enabled:
+            self.counters[f"sip_alg_off_passed_{direction}"] += 1
+            return packet
+        header_len, total = found
+        payload = bytes(packet[header_len + 8 : total])
+        self._now = now
+        try:
+            result = rewrite(payload, self._to_ipv6 if to_family == 6 else self._to_ipv4,
+                             to_family)
+        except SipParseError as exc:
+            self.counters[f"sip_alg_malformed_{exc.reason}"] += 1
+            return packet
+        self.counters[f"sip_alg_messages_{direction}"] += 1
+        if result.has_sdp:
+            self.counters[f"sip_alg_sdp_{direction}"] += 1
+        if result.message == payload:
+            return packet
+        self.counters[f"sip_alg_rewritten_{direction}"] += 1
+        ttl, ident = packet[8], (packet[4] << 8) | packet[5]
+        sport, dport = _PORTS.unpack_from(packet, header_len)
+        return build_ipv4_udp(bytes(packet[12:16]), bytes(packet[16:20]), sport, dport,
+                              result.message, ttl=ttl, ident=ident)
+
+    def as_dict(self) -> dict[str, object]:
+        return {"enabled": self.enabled, "ports": sorted(self.ports)}
