@@ -24,9 +24,8 @@ from provisioning.nodes import sip
 from provisioning.topology import namespace
 
 PHONE_NAMES = ("host4", "host6", "cn")
-_SUMMARY = re.compile(
-    r"audio\s+Transmit:\s+Receive:\s*\n\s*packets:\s+(\d+)\s+(\d+)\s*\n.*?"
-    r"lost:\s+(-?\d+)\s+(-?\d+)", re.S)
+_SUMMARY = re.compile(r"audio\s+Transmit:\s+Receive:[ \t]*\n((?:[ \t]*[a-z. ]+:[^\n]*\n?)*)")
+_SUMMARY_ROW = re.compile(r"^\s*([a-z. ]+):\s+(-?[\d.]+)\s+(-?[\d.]+)", re.M)
 
 
 class CtrlConnection:
@@ -107,9 +106,14 @@ def rtp_summary(log_text: str) -> RtpFigures:
     blocks = list(_SUMMARY.finditer(log_text))
     if not blocks:
         return RtpFigures()
-    found = blocks[-1]
-    return RtpFigures(sent=int(found.group(1)), received=int(found.group(2)),
-                      lost_by_peer=int(found.group(3)), lost=int(found.group(4)))
+    rows = {m.group(1).strip(): (m.group(2), m.group(3))
+            for m in _SUMMARY_ROW.finditer(blocks[-1].group(1))}
+    figures = RtpFigures()
+    if "packets" in rows:
+        figures.sent, figures.received = (int(v) for v in rows["packets"])
+    if "lost" in rows:  # from RTCP: absent in a call shorter than the first report
+        figures.lost_by_peer, figures.lost = (int(float(v)) for v in rows["lost"])
+    return figures
 
 
 @dataclass
@@ -128,7 +132,18 @@ class CallResult:
                 "status": 200 if self.established else self.status, "reason": self.reason,
                 "setup_ms": None if self.setup_ms is None else round(self.setup_ms, 1),
                 "duration_s": round(self.duration_s, 2),
-                "rtp": {name: figures.as_dict() for name, figures in self.rtp.items()}}
+                "rtp": {name: self._side(name) for name in self.rtp}}
+
+    def _side(self, name: str) -> dict[str, Any]:
+        """One phone's figures, and how much of the far end's stream never arrived."""
+        figures = self.rtp[name]
+        row: dict[str, Any] = figures.as_dict()
+        peer = self.rtp.get(self.callee if name == self.caller else self.caller)
+        if peer is not None and peer.sent and figures.received is not None:
+            missing = max(0, peer.sent - figures.received)
+            row["missing"] = missing
+            row["loss_ratio"] = round(missing / peer.sent, 4)
+        return row
 
 
 def _log_size(path: str) -> int:
@@ -187,9 +202,13 @@ def place_call(prefix: str, state_dir: str, caller: str, callee: str, *,
         result.duration_s = time.monotonic() - up_since
         for name in (caller, callee):
             conns[name].wait_event(_is("CALL_CLOSED"), answer_timeout)
-        time.sleep(0.3)  # rtcpsummary prints right after the close event
+        deadline = time.monotonic() + 5.0  # rtcpsummary prints right after the close event
         for name in (caller, callee):
-            result.rtp[name] = rtp_summary(_log_since(logs[name], offsets[name]))
+            figures = rtp_summary(_log_since(logs[name], offsets[name]))
+            while figures.sent is None and time.monotonic() < deadline:
+                time.sleep(0.1)
+                figures = rtp_summary(_log_since(logs[name], offsets[name]))
+            result.rtp[name] = figures
         return result
     finally:
         for conn in conns.values():

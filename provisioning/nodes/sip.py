@@ -199,7 +199,8 @@ def start_phones(state_dir: str, prefix: str, home_ipv4: str) -> dict[str, Phone
                 f.write(text)
         processes.start(state_dir, processes.ProcessSpec(
             name=f"baresip-{phone.name}", namespace=namespace(prefix, phone.node),
-            argv=[BARESIP, f"-{phone.family}", "-f", directory],
+            # line-buffered: the RTP summary printed at call end must reach the log at once
+            argv=["stdbuf", "-oL", "-eL", BARESIP, f"-{phone.family}", "-f", directory],
             log=phone_log(state_dir, phone.name), cwd=directory,
         ))
     for phone in all_phones.values():
