@@ -212,6 +212,15 @@ class HostSide:
             if not self.scenarios.is_on(Scenario.TRANSLATION_ON):
                 self.counters["host_rx_dropped_translation_off"] += 1
                 continue
+            if self.sip_alg.wants(packet):  # GRO merged SIP datagrams: one message each
+                for piece in segment(packet, offload.gso_size, l3_offset=0):
+                    out, errors = self.translation.outbound(
+                        memoryview(self.sip_alg.outbound(piece, now)), now)
+                    for p in out:
+                        self.demux.note_outbound(p, Side.HOST_IPV4, now)
+                    outbound.extend(out)
+                    to_host.extend(errors)
+                continue
             whole, segments, errors = self.translation.outbound_super_frame(packet, offload, now)
             to_host.extend(errors)
             if whole is not None:

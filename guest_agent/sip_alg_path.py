@@ -109,6 +109,13 @@ class SipAlgPath:
             return None
         return header_len, total
 
+    def wants(self, packet: bytes | bytearray | memoryview) -> bool:
+        """A UDP datagram (or GRO super-frame) to or from a SIP port, with the ALG on."""
+        if not self.enabled or len(packet) < 28 or packet[9] != _UDP or packet[0] >> 4 != 4:
+            return False
+        sport, dport = _PORTS.unpack_from(packet, (packet[0] & 0x0F) * 4)
+        return sport in self.ports or dport in self.ports
+
     def outbound(self, packet: bytes | bytearray | memoryview, now: float
                  ) -> bytes | bytearray | memoryview:
         """A host datagram before translation 4 -> 6."""

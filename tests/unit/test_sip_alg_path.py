@@ -88,3 +88,11 @@ def test_disabled_alg_passes_sip_through() -> None:
     packet = build_ipv4_udp(a4(HOME4), proxy4(table), 5062, 5060, invite)
     assert alg.outbound(packet, 1.0) is packet
     assert counters["sip_alg_off_passed_out"] == 1
+
+
+def test_wants_sip_ports_only_when_enabled() -> None:
+    alg, table, _ = make()
+    sip = build_ipv4_udp(a4(HOME4), proxy4(table), 5062, 5060, b"x")
+    rtp = build_ipv4_udp(a4(HOME4), proxy4(table), 30000, 40000, b"x")
+    assert alg.wants(sip) and not alg.wants(rtp)
+    assert not make(enabled=False)[0].wants(sip)
