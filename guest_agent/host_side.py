@@ -235,6 +235,8 @@ class HostSide:
             if self.config.host_link.ipv6_passthrough:
                 for p in ipv6:
                     self.demux.note_outbound(p, Side.HOST_IPV6, now)
+                    for port in self.sip_alg.ipv6_media_ports(p):
+                        self.demux.claim_udp_port(port, Side.HOST_IPV6, now)
                 outbound.extend(bytes(p) for p in ipv6)
             else:
                 self.counters["host_rx_dropped_passthrough_off"] += len(ipv6)

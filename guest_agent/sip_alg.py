@@ -209,3 +209,20 @@ def rewrite(message: bytes, mapper: AddressMapper, to_family: int) -> RewriteRes
         status=status,
         has_sdp=has_sdp,
     )
+
+
+_MEDIA_LINE = re.compile(rb"^m=[a-z]+ ([0-9]{1,5})(?:/[0-9]+)? ", re.M)
+
+
+def sdp_media_ports(message: bytes) -> list[int]:
+    """The media ports a SIP message's SDP announces (m= lines), with their RTCP ports
+    (port + 1, RFC 3550); [] for anything else. No validation beyond that: a hint only."""
+    _head, sep, body = message.partition(b"\r\n\r\n")
+    if not sep or b"m=" not in body:
+        return []
+    ports = []
+    for match in _MEDIA_LINE.finditer(body):
+        port = int(match.group(1))
+        if 0 < port < 65535:
+            ports += [port, port + 1]
+    return ports

@@ -26,7 +26,7 @@ import struct
 from collections import Counter
 from ipaddress import AddressValueError, IPv4Address, IPv6Address
 
-from guest_agent.sip_alg import SipParseError, rewrite
+from guest_agent.sip_alg import SipParseError, rewrite, sdp_media_ports
 from netstack.translate.table import TranslationTable
 from netstack.wire.ipv4 import build_ipv4_udp
 
@@ -154,6 +154,19 @@ class SipAlgPath:
         sport, dport = _PORTS.unpack_from(packet, header_len)
         return build_ipv4_udp(bytes(packet[12:16]), bytes(packet[16:20]), sport, dport,
                               result.message, ttl=ttl, ident=ident)
+
+    def ipv6_media_ports(self, packet: bytes | bytearray | memoryview) -> list[int]:
+        """Media ports in the SDP of the host's own IPv6 SIP (E2 passthrough, not rewritten):
+        the flow demultiplexer gives them to the IPv6 host before the first RTP arrives."""
+        if len(packet) < 48 or packet[0] >> 4 != 6 or packet[6] != _UDP:
+            return []
+        sport, dport = _PORTS.unpack_from(packet, 40)
+        if sport not in self.ports and dport not in self.ports:
+            return []
+        ports = sdp_media_ports(bytes(packet[48:]))
+        if ports:
+            self.counters["sip_alg_ipv6_media_ports_noted"] += len(ports)
+        return ports
 
     def as_dict(self) -> dict[str, object]:
         return {"enabled": self.enabled, "ports": sorted(self.ports)}

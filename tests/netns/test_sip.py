@@ -108,9 +108,15 @@ def test_ipv6_phone_on_host_uses_the_home_address_without_the_alg(
         sip_bed: BedHandle, tmp_path: Path) -> None:
     before = alg_messages(guest_counters(sip_bed))
     with full_capture(sip_bed.namespace("sip"), "eth0", tmp_path / "sip.pcap",
-                      "udp port 5060") as cap:
+                      "udp port 5060") as cap, \
+            full_capture(sip_bed.namespace("host"), "eth0", tmp_path / "host.pcap",
+                         "udp portrange 31000-31999") as media:
         result = call(sip_bed, "host6", "cn")
     assert_good_call(result)
+    # the CN's RTP reaches the IPv6 phone as IPv6 (passthrough), none of it translated
+    to_phone = media.decode(["ip.dst", "ipv6.dst"], "udp.dstport >= 31000")
+    assert sum(r["ipv6.dst"] == [HOA] for r in to_phone) >= MIN_RTP, to_phone[:5]
+    assert not [r for r in to_phone if r["ip.dst"]], to_phone[:5]
     rows = cap.decode(["sip.Method", "sdp.connection_info.address", "ipv6.src"])
     invites = [r for r in rows if r["sip.Method"] == ["INVITE"] and r["ipv6.src"] == [HOA]]
     assert invites and invites[0]["sdp.connection_info.address"] == [HOA], rows

@@ -114,3 +114,13 @@ def test_malformed_messages_raise_with_a_counter_reason(garbage: bytes, reason: 
 def test_non_ascii_literal_is_not_a_crash() -> None:
     message = b"OPTIONS sip:\xff\xfe@198.18.0.3 SIP/2.0\r\nCSeq: 1 OPTIONS\r\n\r\n"
     assert b"[2001:db8:8::5060]" in rewrite(message, ROWS.get, 6).message
+
+
+def test_sdp_media_ports_with_rtcp() -> None:
+    from guest_agent.sip_alg import sdp_media_ports
+
+    port = int(next(line for line in load("invite_from_host", 6).split(b"\r\n")
+                    if line.startswith(b"m=audio")).split()[1])
+    assert sdp_media_ports(load("invite_from_host", 6)) == [port, port + 1]
+    assert sdp_media_ports(load("ack_from_host", 6)) == []
+    assert sdp_media_ports(b"garbage") == []
