@@ -124,3 +124,27 @@ def test_sdp_media_ports_with_rtcp() -> None:
     assert sdp_media_ports(load("invite_from_host", 6)) == [port, port + 1]
     assert sdp_media_ports(load("ack_from_host", 6)) == []
     assert sdp_media_ports(b"garbage") == []
+
+
+def test_re_invite_in_dialog_from_the_ipv6_side() -> None:
+    """A re-INVITE (hold) from the CN inside the dialog: Route, Contact and the new SDP."""
+    message = (
+        b"INVITE sip:host4-0x1@[2001:db8:6::1000]:5062 SIP/2.0\r\n"
+        b"Via: SIP/2.0/UDP [2001:db8:8::5060];branch=z9hG4bKa\r\n"
+        b"Via: SIP/2.0/UDP [2001:db8:8::1001]:5060;received=2001:db8:8::1001;branch=z9hG4bKb\r\n"
+        b"Route: <sip:[2001:db8:8::5060];lr=on>\r\n"
+        b"From: <sip:cn@sip.example>;tag=1\r\nTo: <sip:host4@sip.example>;tag=2\r\n"
+        b"Call-ID: c\r\nCSeq: 3 INVITE\r\nContact: <sip:cn@[2001:db8:8::1001]:5060>\r\n"
+        b"Content-Type: application/sdp\r\nContent-Length: 80\r\n\r\n"
+        b"v=0\r\no=- 1 2 IN IP6 2001:db8:8::1001\r\nc=IN IP6 2001:db8:8::1001\r\na=sendonly\r\n")
+    message = message.replace(b"Content-Length: 80",
+                              b"Content-Length: %d" % len(message.split(b"\r\n\r\n", 1)[1]))
+    result = rewrite(message, BACK.get, 4)
+    out = result.message
+    assert out.startswith(b"INVITE sip:host4-0x1@198.18.0.2:5062 SIP/2.0\r\n")
+    assert b"Route: <sip:198.18.0.3;lr=on>" in out
+    assert b"received=198.18.0.4;" in out
+    assert b"o=- 1 2 IN IP4 198.18.0.4\r\nc=IN IP4 198.18.0.4\r\na=sendonly" in out
+    assert int(out.split(b"Content-Length: ")[1].split(b"\r\n")[0]) == \
+        len(out.split(b"\r\n\r\n", 1)[1])
+    assert rewrite(out, ROWS.get, 6).message == message  # and back again
