@@ -14,7 +14,7 @@ import json
 import re
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -165,8 +165,12 @@ def _log_since(path: str, offset: int) -> str:
 
 def place_call(prefix: str, state_dir: str, caller: str, callee: str, *,
                seconds: float = 5.0, answer_timeout: float = 15.0,
-               during: Callable[[], None] | None = None) -> CallResult:
-    """One call caller -> callee; `during` runs while the call is up (e.g. a handover)."""
+               during: Callable[[], None] | None = None,
+               commands: Sequence[tuple[float, str, str]] = ()) -> CallResult:
+    """One call caller -> callee; `during` runs while the call is up (e.g. a handover);
+    `commands` are (seconds into the call, phone, ctrl_tcp command) sent on the call's own
+    control connections (baresip keeps one: a second connection would end the first), e.g.
+    (1.5, "cn", "hold") for a re-INVITE."""
     for name in (caller, callee):
         if name not in PHONE_NAMES:
             raise ProvisioningError(f"unknown phone {name!r} (phones: {', '.join(PHONE_NAMES)})")
@@ -197,6 +201,9 @@ def place_call(prefix: str, state_dir: str, caller: str, callee: str, *,
         up_since = time.monotonic()
         if during is not None:
             during()
+        for at, phone, command in sorted(commands):
+            time.sleep(max(0.0, at - (time.monotonic() - up_since)))
+            conns[phone].command(command)
         time.sleep(max(0.0, seconds - (time.monotonic() - up_since)))
         conns[caller].command("hangup")
         result.duration_s = time.monotonic() - up_since

@@ -35,6 +35,7 @@ from tests.netns.test_mobility_e2e import wait_registered
 pytestmark = pytest.mark.netns
 
 HOA = str(HOME_ADDRESS)
+HOME4 = "198.18.0.2"  # the home address's virtual IPv4 (default pool)
 SECONDS = 5
 MIN_RTP = 200  # 50 packets/s for 5 s, minus set-up and tear-down
 MAX_LOSS = 0.01
@@ -129,6 +130,34 @@ def test_cn_calls_the_ipv4_phone(sip_bed: BedHandle) -> None:
     table = sip_bed.status()["guest"]["translation_table"]
     # the CN's addresses in the INVITE (Contact, SDP) got their table-230 rows from the ALG
     assert str(CN_ADDRESS) in {row["ipv6"] for row in table}, table
+
+
+def test_re_invite_hold_and_resume_from_the_cn_through_the_alg(
+        sip_bed: BedHandle, tmp_path: Path) -> None:
+    from provisioning.sip_call import place_call
+
+    with full_capture(sip_bed.namespace("host"), "eth0", tmp_path / "host.pcap",
+                      "udp port 5060") as host_cap, \
+            full_capture(sip_bed.namespace("sip"), "eth0", tmp_path / "sip.pcap",
+                         "udp port 5060") as proxy_cap:
+        result = place_call(sip_bed.prefix, sip_bed.state_dir, "host4", "cn", seconds=6,
+                            commands=[(1.5, "cn", "hold"), (3.0, "cn", "resume")]).as_dict()
+    assert result["established"] and result["rtp"]["host4"]["received"] >= 150, result
+    fields = ["sip.Method", "sip.Status-Code", "sip.CSeq.method", "sdp.connection_info.address",
+              "sdp.media_attr", "ip.src", "ipv6.src"]
+    host = host_cap.decode(fields)
+    invites = [r for r in host if r["sip.Method"] == ["INVITE"] and r["ip.src"] != [HOME4]]
+    assert len(invites) == 2, host  # hold, resume: in-dialog re-INVITEs for the IPv4 phone
+    assert "sendonly" in invites[0]["sdp.media_attr"]
+    assert all(r["sdp.connection_info.address"][0].startswith("198.18.") for r in invites)
+    answers = [r for r in host if r["sip.Status-Code"] == ["200"] and r["ip.src"] == [HOME4]
+               and r["sip.CSeq.method"] == ["INVITE"]]
+    assert len(answers) == 2 and "recvonly" in answers[0]["sdp.media_attr"], host
+    proxy = proxy_cap.decode(fields)
+    answers6 = [r for r in proxy if r["sip.Status-Code"] == ["200"] and r["ipv6.src"] == [HOA]
+                and r["sip.CSeq.method"] == ["INVITE"]]
+    assert len(answers6) == 2 and all(r["sdp.connection_info.address"] == [HOA]
+                                      for r in answers6), proxy
 
 
 # ---------------------------------------------------------------- 6. garbage on 5060
