@@ -62,6 +62,7 @@ class RewriteResult:
     method: str  # request method, or the CSeq method of a response
     status: int  # response code, 0 for a request
     has_sdp: bool
+    consumed: int = 0  # octets of the input this message took (header + Content-Length body)
 
 
 def _split(message: bytes) -> tuple[list[bytes], bytes]:
@@ -191,7 +192,8 @@ def rewrite(message: bytes, mapper: AddressMapper, to_family: int) -> RewriteRes
     if declared is not None:
         if declared > len(body):
             raise SipParseError("truncated_body")
-        body = body[:declared]  # what follows Content-Length in a datagram is not the message
+        body = body[:declared]  # what follows Content-Length is not this message
+    consumed = len(message) - len(_split_body(message)) + len(body)
     has_sdp = content_type == b"application/sdp" and bool(body)
     if has_sdp:
         body = rewriter.sdp(body)
@@ -208,7 +210,34 @@ def rewrite(message: bytes, mapper: AddressMapper, to_family: int) -> RewriteRes
         method=(method if is_request else cseq_method).decode("ascii", "replace"),
         status=status,
         has_sdp=has_sdp,
+        consumed=consumed,
     )
+
+
+def _split_body(message: bytes) -> bytes:
+    return message.partition(b"\r\n\r\n")[2]
+
+
+def rewrite_stream(data: bytes, mapper: AddressMapper, to_family: int
+                   ) -> tuple[bytes, list[RewriteResult]]:
+    """Every SIP message in a stream chunk (SIP over TCP, RFC 3261 18.3: each message framed
+    by its Content-Length, which a stream message must carry). CRLF keepalives (RFC 5626)
+    between messages are kept. Raises SipParseError if any part is not a whole message."""
+    out, results, rest = [], [], data
+    while rest:
+        stripped = rest.lstrip(b"\r\n")
+        out.append(rest[: len(rest) - len(stripped)])
+        rest = stripped
+        if not rest:
+            break
+        head = rest.partition(b"\r\n\r\n")[0].lower()
+        if b"\ncontent-length:" not in head and b"\nl:" not in head:
+            raise SipParseError("stream_without_content_length")
+        result = rewrite(rest, mapper, to_family)
+        out.append(result.message)
+        results.append(result)
+        rest = rest[result.consumed:]
+    return b"".join(out), results
 
 
 _MEDIA_LINE = re.compile(rb"^m=[a-z]+ ([0-9]{1,5})(?:/[0-9]+)? ", re.M)

@@ -22,15 +22,17 @@ ones; a datagram that is not SIP we understand is passed on untouched and counte
 
 from __future__ import annotations
 
+import re
 import struct
 from collections import Counter
 from ipaddress import AddressValueError, IPv4Address, IPv6Address
 
-from guest_agent.sip_alg import SipParseError, rewrite, sdp_media_ports
+from guest_agent.sip_alg import SipParseError, rewrite, rewrite_stream, sdp_media_ports
+from guest_agent.sip_alg_tcp import TcpSipStreams
 from netstack.translate.table import TranslationTable
 from netstack.wire.ipv4 import build_ipv4_udp
 
-_UDP = 17
+_TCP, _UDP = 6, 17
 _MF_OR_OFFSET = 0x3FFF
 _HEADER = struct.Struct("!BBHHHBBH4s4s")
 _PORTS = struct.Struct("!HH")
@@ -55,6 +57,10 @@ class SipAlgPath:
         self.enabled = enabled
         self.counters = counters
         self._now = 0.0
+        self.tcp = TcpSipStreams(counters)
+        self.host_ports: set[int] = set()  # the host phones' SIP ports (their Contact)
+        self._contact = re.compile(rb"(?im)^(?:contact|m)[ \t]*:[^\r\n]*?"
+                                   + re.escape(str(self.home_ipv4).encode()) + rb":(\d{1,5})")
 
     # ------------------------------------------------------------------ address mappers
 
@@ -93,28 +99,62 @@ class SipAlgPath:
 
     # ------------------------------------------------------------------ datagrams
 
-    def _sip_payload(self, packet: bytes | bytearray | memoryview) -> tuple[int, int] | None:
+    def _is_sip(self, sport: int, dport: int, from_host: bool) -> bool:
+        """To or from a SIP port, or to the host phone's own SIP port (a proxy's TCP
+        connection to the Contact of a registered phone comes from an ephemeral port)."""
+        if sport in self.ports or dport in self.ports:
+            return True
+        return (sport if from_host else dport) in self.host_ports
+
+    def _sip_payload(self, packet: bytes | bytearray | memoryview, from_host: bool
+                     ) -> tuple[int, int] | None:
         """(header length, total length) of an unfragmented IPv4/UDP datagram on a SIP port."""
-        if len(packet) < 28 or packet[9] != _UDP or packet[0] >> 4 != 4:
+        if len(packet) < 28 or packet[9] not in (_TCP, _UDP) or packet[0] >> 4 != 4:
             return None
         header_len = (packet[0] & 0x0F) * 4
         _vihl, _tos, total, _id, frag, _ttl, _proto, _sum, _s, _d = _HEADER.unpack_from(packet)
-        if header_len < 20 or total > len(packet) or total < header_len + 8:
+        minimum = 20 if packet[9] == _TCP else 8
+        if header_len < 20 or total > len(packet) or total < header_len + minimum:
             return None
         sport, dport = _PORTS.unpack_from(packet, header_len)
-        if sport not in self.ports and dport not in self.ports:
+        if not self._is_sip(sport, dport, from_host):
             return None
         if frag & _MF_OR_OFFSET:
             self.counters["sip_alg_skipped_fragment"] += 1
             return None
         return header_len, total
 
+    def _process_tcp(self, packet: bytes | bytearray | memoryview, header_len: int, total: int,
+                     now: float, to_family: int) -> bytes | bytearray | memoryview:
+        direction = "out" if to_family == 6 else "in"
+        mapper = self._to_ipv6 if to_family == 6 else self._to_ipv4
+
+        def rewriter(data: bytes) -> bytes:
+            if to_family == 6:
+                self._learn_host_port(data)
+            text, results = rewrite_stream(data, mapper, to_family)
+            self.counters[f"sip_alg_tcp_messages_{direction}"] += len(results)
+            self.counters[f"sip_alg_sdp_{direction}"] += sum(r.has_sdp for r in results)
+            return text
+
+        out = self.tcp.process(packet, header_len, total, rewriter, from_host=to_family == 6,
+                               now=now)
+        return packet if out is None else out
+
+    def _learn_host_port(self, message: bytes) -> None:
+        for match in self._contact.finditer(message):
+            port = int(match.group(1))
+            if 0 < port < 65536 and port not in self.host_ports and len(self.host_ports) < 64:
+                self.host_ports.add(port)
+                self.counters["sip_alg_host_ports_learned"] += 1
+
     def wants(self, packet: bytes | bytearray | memoryview) -> bool:
         """A UDP datagram (or GRO super-frame) to or from a SIP port, with the ALG on."""
-        if not self.enabled or len(packet) < 28 or packet[9] != _UDP or packet[0] >> 4 != 4:
+        if not self.enabled or len(packet) < 28 or packet[9] not in (_TCP, _UDP) \
+                or packet[0] >> 4 != 4:
             return False
         sport, dport = _PORTS.unpack_from(packet, (packet[0] & 0x0F) * 4)
-        return sport in self.ports or dport in self.ports
+        return self._is_sip(sport, dport, packet[12:16] == self.home_ipv4.packed)
 
     def outbound(self, packet: bytes | bytearray | memoryview, now: float
                  ) -> bytes | bytearray | memoryview:
@@ -128,7 +168,7 @@ class SipAlgPath:
 
     def _process(self, packet: bytes | bytearray | memoryview, now: float, *, to_family: int
                  ) -> bytes | bytearray | memoryview:
-        found = self._sip_payload(packet)
+        found = self._sip_payload(packet, from_host=to_family == 6)
         if found is None:
             return packet
         direction = "out" if to_family == 6 else "in"
@@ -136,8 +176,12 @@ class SipAlgPath:
             self.counters[f"sip_alg_off_passed_{direction}"] += 1
             return packet
         header_len, total = found
-        payload = bytes(packet[header_len + 8 : total])
         self._now = now
+        if packet[9] == _TCP:
+            return self._process_tcp(packet, header_len, total, now, to_family)
+        payload = bytes(packet[header_len + 8 : total])
+        if to_family == 6:
+            self._learn_host_port(payload)
         try:
             result = rewrite(payload, self._to_ipv6 if to_family == 6 else self._to_ipv4,
                              to_family)
@@ -169,4 +213,5 @@ class SipAlgPath:
         return ports
 
     def as_dict(self) -> dict[str, object]:
-        return {"enabled": self.enabled, "ports": sorted(self.ports)}
+        return {"enabled": self.enabled, "ports": sorted(self.ports),
+                "host_ports": sorted(self.host_ports), "tcp_connections": len(self.tcp)}

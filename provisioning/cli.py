@@ -50,10 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="with --sip: the guest's SIP ALG off (the 488 control case)")
     tb_call = tb_sub.add_parser("call", help="place a SIP call between the bed's phones (--sip)")
     _add_prefix(tb_call)
-    tb_call.add_argument("caller", choices=("host4", "host6", "cn"), metavar="FROM",
-                         help="host4, host6 or cn")
-    tb_call.add_argument("callee", choices=("host4", "host6", "cn"), metavar="TO",
-                         help="host4, host6 or cn")
+    phones = ("host4", "host6", "cn", "host4tcp")
+    tb_call.add_argument("caller", choices=phones, metavar="FROM",
+                         help="host4, host6, cn or host4tcp (the IPv4 phone over TCP)")
+    tb_call.add_argument("callee", choices=phones, metavar="TO", help="as FROM")
     tb_call.add_argument("--seconds", type=float, default=5.0,
                          help="how long the call stays up (default 5)")
     tb_keys = tb_sub.add_parser("keys", help="the running bed's IPsec key files")

@@ -23,7 +23,7 @@ from provisioning.errors import ProvisioningError
 from provisioning.nodes import sip
 from provisioning.topology import namespace
 
-PHONE_NAMES = ("host4", "host6", "cn")
+PHONE_NAMES = ("host4", "host6", "cn", "host4tcp")
 _SUMMARY = re.compile(r"audio\s+Transmit:\s+Receive:[ \t]*\n((?:[ \t]*[a-z. ]+:[^\n]*\n?)*)")
 _SUMMARY_ROW = re.compile(r"^\s*([a-z. ]+):\s+(-?[\d.]+)\s+(-?[\d.]+)", re.M)
 

@@ -36,7 +36,7 @@ KAMAILIO = "/usr/sbin/kamailio"
 BARESIP = "/usr/bin/baresip"
 CONFIG_TEMPLATE = Path(__file__).resolve().parents[2] / "network" / "sip" / "kamailio.cfg"
 READY_TIMEOUT = 20.0
-_REGISTERED = re.compile(r"\{0/UDP/v[46]\} 200 OK")
+_REGISTERED = re.compile(r"\{0/(UDP|TCP)/v[46]\} 200 OK")
 
 
 @dataclass(frozen=True)
@@ -48,12 +48,16 @@ class Phone:
     rtp_ports: tuple[int, int]
     ctrl_port: int
     dns_server: str | None  # None: the node's resolv.conf (host4: the guest's DNS)
+    transport: str = "udp"
 
 
 def phones(home_ipv4: str) -> dict[str, Phone]:
     dns6 = f"[{DNS_ADDRESS}]:53"
     return {
         "host4": Phone("host4", "host", 4, f"{home_ipv4}:5062", (30000, 30999), 4444, None),
+        # the same IPv4 softphone speaking SIP over TCP (the ALG shifts TCP sequence numbers)
+        "host4tcp": Phone("host4tcp", "host", 4, f"{home_ipv4}:5066", (32000, 32999), 4446,
+                          None, "tcp"),
         "host6": Phone("host6", "host", 6, f"[{HOME_ADDRESS}]:5064", (31000, 31999), 4445, dns6),
         "cn": Phone("cn", "cn", 6, f"[{CN_ADDRESS}]:5060", (40000, 40999), 4444, dns6),
     }
@@ -76,7 +80,7 @@ def baresip_config(phone: Phone) -> str:
     lines = [
         "poll_method epoll",
         f"sip_listen {phone.sip_listen}",
-        "sip_trans_def udp",
+        f"sip_trans_def {phone.transport}",
         "audio_source ausine,440",
         "audio_player aubridge,sink",
         "ausrc_srate 48000",
@@ -102,7 +106,9 @@ def baresip_config(phone: Phone) -> str:
 
 def baresip_account(phone: Phone) -> str:
     # An explicit port skips NAPTR/SRV: sip.example resolves with A (host4) or AAAA.
-    return (f"<sip:{phone.name}@{SIP_DOMAIN}>;outbound=\"sip:{SIP_DOMAIN}:{SIP_PORT}\";"
+    transport = "" if phone.transport == "udp" else f";transport={phone.transport}"
+    return (f"<sip:{phone.name}@{SIP_DOMAIN}{transport}>;"
+            f"outbound=\"sip:{SIP_DOMAIN}:{SIP_PORT}{transport}\";"
             "regint=600;answermode=auto;audio_codecs=PCMU\n")
 
 
