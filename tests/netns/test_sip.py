@@ -160,6 +160,20 @@ def test_re_invite_hold_and_resume_from_the_cn_through_the_alg(
                                       for r in answers6), proxy
 
 
+@pytest.mark.parametrize("caller, callee", [("host4tcp", "cn"), ("cn", "host4tcp")])
+def test_ipv4_phone_over_tcp_both_directions(sip_bed: BedHandle, tmp_path: Path,
+                                             caller: str, callee: str) -> None:
+    with full_capture(sip_bed.namespace("sip"), "eth0", tmp_path / "sip.pcap",
+                      "tcp port 5060 or tcp port 5066") as cap:
+        result = call(sip_bed, caller, callee)
+    assert_good_call(result)
+    rows = cap.decode(["sip.Method", "sip.Status-Code", "sip.CSeq.method",
+                       "sdp.connection_info.address", "ipv6.src"], "sip")
+    from_phone = [r for r in rows if r["ipv6.src"] == [HOA] and r["sdp.connection_info.address"]]
+    assert from_phone and all(r["sdp.connection_info.address"] == [HOA] for r in from_phone)
+    assert any(r["sip.Method"] == ["BYE"] or r["sip.CSeq.method"] == ["BYE"] for r in rows)
+
+
 # ---------------------------------------------------------------- 6. garbage on 5060
 
 
