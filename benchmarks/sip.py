@@ -125,7 +125,7 @@ def _media_gaps(prefix: str, sdir: str) -> list[Measurement]:
 
 
 def _load(prefix: str, sdir: str, local: str, remote: str, what: str, streams: int = STREAMS
-          ) -> Measurement | None:
+          ) -> Measurement:
     from provisioning import netns
     from provisioning.topology import CN_ADDRESS, namespace
 
@@ -143,8 +143,9 @@ def _load(prefix: str, sdir: str, local: str, remote: str, what: str, streams: i
     out, _ = answer.communicate(timeout=LOAD_SECONDS + 60)
     try:
         caller, answerer = json.loads(call.stdout), json.loads(out)
-    except ValueError:
-        return None
+    except ValueError as exc:
+        raise RuntimeError(f"RTP load ({what}, {streams} streams) printed no result: "
+                           f"{call.stderr.decode(errors='replace')[-200:]}") from exc
     up_loss = 1 - answerer["received"] / caller["sent"] if caller["sent"] else None
     down_loss = 1 - caller["received"] / answerer["sent"] if answerer["sent"] else None
     pps = (caller["received"] + answerer["received"]) / LOAD_SECONDS
@@ -182,6 +183,7 @@ def run(prefix: str = "bsip", calls: int = 5) -> tuple[list[Measurement], list[S
 
     sdir = state_dir(prefix)
     results: list[Measurement] = []
+    skipped: list[Skipped] = []
     try:
         done = _cli("testbed", "up", "--sip", "--prefix", prefix, timeout=180)
         if done.returncode != 0:
@@ -193,13 +195,20 @@ def run(prefix: str = "bsip", calls: int = 5) -> tuple[list[Measurement], list[S
 
         home4 = str(TranslationOptions().addresses()[2])
         for streams in (STREAMS, 4 * STREAMS):  # the asked-for load, then four times it
-            reference = _load(prefix, sdir, str(HOME_ADDRESS), str(CN_ADDRESS),
-                              "IPv6 passthrough (reference)", streams)
-            alg = (_load(prefix, sdir, home4, cn4, "IPv4 via translation + ALG", streams)
-                   if cn4 else None)
-            results += [m for m in (reference, alg) if m is not None]
+            for local, remote, what in ((str(HOME_ADDRESS), str(CN_ADDRESS),
+                                         "IPv6 passthrough (reference)"),
+                                        (home4, cn4, "IPv4 via translation + ALG")):
+                if remote is None:
+                    skipped.append(Skipped("sip", what, "the CN has no pool address"))
+                    continue
+                try:
+                    measured = _load(prefix, sdir, local, remote, what, streams)
+                except (RuntimeError, subprocess.TimeoutExpired) as exc:
+                    skipped.append(Skipped("sip", f"RTP load {what}", str(exc)))
+                    continue
+                results.append(measured)
     except Exception as exc:  # a failed step is a result to report, not a crash
         return results, [Skipped("sip", "SIP calls", f"{type(exc).__name__}: {exc}")]
     finally:
         _cli("testbed", "down", "--prefix", prefix, timeout=120)
-    return results, []
+    return results, skipped
