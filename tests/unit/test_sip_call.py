@@ -50,7 +50,7 @@ def test_phone_configs() -> None:
     assert "dns_server [2001:db8:6::53]:53" in sip.baresip_config(phones["cn"])
     account = sip.baresip_account(phones["cn"])
     assert account.startswith("<sip:cn@sip.example>") and "answermode=auto" in account
-    assert len({p.sip_listen for p in phones.values()}) == 3
+    assert len({p.sip_listen for p in phones.values()}) == len(phones) == 4
 
 
 def test_kamailio_config_listens_on_ipv6_with_the_alias() -> None:
