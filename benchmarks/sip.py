@@ -10,6 +10,9 @@ IPv4 phone behind the ALG, and a call without a handover next to one with a hand
 - media gap: a call from the CN to a host phone; tcpdump on the host's link records when
   each RTP packet reaches the phone; `move a` 3 s into the call; the largest gap between two
   consecutive packets, against the largest gap of the same call without a move.
+- concurrent calls: 50 real baresip calls at once from one host phone to the CN (each 50
+  RTP packets/s each way, 10 s), host4 (ALG) against host6 (reference); RTP from the phones'
+  own summaries.
 - RTP load: `benchmarks.rtp_load` with 50 symmetric streams of 50 packets/s each way
   (172-octet RTP) between the host and the CN for 10 s: through translation + ALG (IPv4
   phone side) and through the IPv6 passthrough (reference); received pps and loss per way.
@@ -29,6 +32,7 @@ from typing import Any
 from benchmarks.report import Measurement, Skipped
 
 STREAMS, STREAM_PORT, LOAD_SECONDS = 50, 50000, 10.0
+CONCURRENT_CALLS = 50  # real baresip calls at once (the issue's "50 simultaneous streams")
 RTP_RANGES = {"host4": "udp dst portrange 30000-30999",
               "host6": "ip6 and udp dst portrange 31000-31999"}
 
@@ -161,6 +165,56 @@ def _load(prefix: str, sdir: str, local: str, remote: str, what: str, streams: i
     )
 
 
+def _concurrent_calls(prefix: str, sdir: str, caller: str, calls: int, what: str,
+                      seconds: float = 10.0) -> Measurement:
+    """`calls` real baresip calls caller -> cn at once (one UA each side, call_max_calls)."""
+    from provisioning.nodes import sip as sip_node
+    from provisioning.sip_call import CtrlConnection, _log_since, _log_size, rtp_summaries
+    from provisioning.topology import namespace
+
+    phones = sip_node.phones("0.0.0.0")
+    logs = {name: sip_node.phone_log(sdir, name) for name in (caller, "cn")}
+    offsets = {name: _log_size(path) for name, path in logs.items()}
+    conn = CtrlConnection(namespace(prefix, phones[caller].node), phones[caller].ctrl_port)
+    try:
+        started = time.monotonic()
+        for _ in range(calls):
+            conn.command("dial", f"sip:cn@{sip_node.SIP_DOMAIN}")
+        established = failed = 0
+        deadline = time.monotonic() + 30
+        while established + failed < calls and time.monotonic() < deadline:
+            event = conn.wait_event(lambda e: e.get("type") in ("CALL_ESTABLISHED", "CALL_CLOSED"),
+                                    1.0)
+            if event is not None:
+                established += event["type"] == "CALL_ESTABLISHED"
+                failed += event["type"] == "CALL_CLOSED"
+        all_up = time.monotonic() - started
+        time.sleep(seconds)
+        for _ in range(calls):
+            conn.command("hangup")
+            time.sleep(0.02)
+        time.sleep(3.0)
+    finally:
+        conn.close()
+    mine = rtp_summaries(_log_since(logs[caller], offsets[caller]))
+    theirs = rtp_summaries(_log_since(logs["cn"], offsets["cn"]))
+    sent = sum(f.sent or 0 for f in mine), sum(f.sent or 0 for f in theirs)
+    received = sum(f.received or 0 for f in mine), sum(f.received or 0 for f in theirs)
+    up = 1 - received[1] / sent[0] if sent[0] else None
+    down = 1 - received[0] / sent[1] if sent[1] else None
+    losses = [x for x in (up, down) if x is not None]
+    return Measurement(
+        group="sip", name=f"{calls} concurrent calls {caller} -> cn: {what}",
+        pps=(received[0] + received[1]) / seconds,
+        loss_percent=round(100 * max(0.0, *losses), 2) if losses else None,
+        packets=sent[0] + sent[1], seconds=seconds,
+        detail={"established": established, "failed": failed,
+                "all_established_ms": round(all_up * 1000, 1), "summaries": len(mine),
+                "caller_sent": sent[0], "cn_received": received[1], "cn_sent": sent[1],
+                "caller_received": received[0]},
+    )
+
+
 def _cn_pool_address(prefix: str, sdir: str) -> str | None:
     from ipaddress import IPv4Address
 
@@ -190,6 +244,8 @@ def run(prefix: str = "bsip", calls: int = 5) -> tuple[list[Measurement], list[S
             return [], [Skipped("sip", "SIP calls", done.stderr.strip()[-300:])]
         results += _setup_times(prefix, sdir, calls)
         results += _media_gaps(prefix, sdir)
+        for caller, what in (("host6", "IPv6 phone (reference)"), ("host4", "IPv4 phone via ALG")):
+            results.append(_concurrent_calls(prefix, sdir, caller, CONCURRENT_CALLS, what))
         cn4 = _cn_pool_address(prefix, sdir)
         from provisioning.topology import CN_ADDRESS
 

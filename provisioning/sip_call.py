@@ -103,11 +103,17 @@ class RtpFigures:
 
 def rtp_summary(log_text: str) -> RtpFigures:
     """The last rtcpsummary block of a phone's log (printed when a call ends)."""
-    blocks = list(_SUMMARY.finditer(log_text))
-    if not blocks:
-        return RtpFigures()
-    rows = {m.group(1).strip(): (m.group(2), m.group(3))
-            for m in _SUMMARY_ROW.finditer(blocks[-1].group(1))}
+    blocks = rtp_summaries(log_text)
+    return blocks[-1] if blocks else RtpFigures()
+
+
+def rtp_summaries(log_text: str) -> list[RtpFigures]:
+    """Every rtcpsummary block of a phone's log, in order (one per ended call)."""
+    return [_figures(block.group(1)) for block in _SUMMARY.finditer(log_text)]
+
+
+def _figures(block: str) -> RtpFigures:
+    rows = {m.group(1).strip(): (m.group(2), m.group(3)) for m in _SUMMARY_ROW.finditer(block)}
     figures = RtpFigures()
     if "packets" in rows:
         figures.sent, figures.received = (int(v) for v in rows["packets"])

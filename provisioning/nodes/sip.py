@@ -89,6 +89,7 @@ def baresip_config(phone: Phone) -> str:
         "auplay_channels 2",
         f"rtp_ports {low}-{high}",
         "rtp_stats yes",
+        "call_max_calls 64",  # concurrent calls (benchmarks: many calls through the ALG)
         "module_path /usr/lib/baresip/modules",
         "module g711.so",
         "module ausine.so",
