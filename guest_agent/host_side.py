@@ -93,11 +93,12 @@ class HostSide:
             counters=counters,
         )
         translator.map_6to4 = self.translation.map_inner_6to4
+        translator.map_4to6 = self.translation.map_inner_4to6
+        # issue 12: SIP/SDP rewritten on this path, both ways, through table 230
         self.sip_alg = SipAlgPath(self.table, home_address=hoa.packed,
                                   home_ipv4=xlat.home_ipv4.packed,
                                   ports=tuple(config.sip_alg.ports),
                                   enabled=config.sip_alg.enabled, counters=counters)
-        translator.map_4to6 = self.translation.map_inner_4to6
         self.demux = FlowDemux(self._default_side())
         self.dns = DnsProxy(self._ask_upstream, self._map_for_dns, ttl_cap=config.dns.ttl_cap, counters=counters)
         self._loop: asyncio.AbstractEventLoop | None = None
