@@ -13,7 +13,8 @@ Choices where RFC 3963 leaves room:
 - Prefix registration is all-or-nothing: the HA's BA covers the whole BU.
 - Status 139 (the HA holds a plain mobile node binding for our home address, e.g. made
   before `[nemo]` was configured): the old binding is de-registered (one lifetime-0 BU) and
-  the registration started afresh, once; a second 139 before a binding is accepted is final.
+  the registration started afresh; after MAX_REPLACEMENTS such attempts without an accepted
+  binding (something keeps re-creating the plain binding) the refusal is final.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from netstack.mobility.mobile_node import MobileNode
 from netstack.wire.mh import BindingAck, BindingAckStatus, BindingUpdate
 
 BA_WITHOUT_R = "home agent accepted us without the R flag (no mobile router support)"
+MAX_REPLACEMENTS = 3
 
 
 class MobileRouter(MobileNode):
@@ -60,7 +62,7 @@ class MobileRouter(MobileNode):
         )
         self.prefixes = tuple(mobile_network_prefixes)
         self.implicit = implicit
-        self._replacing = False  # a 139 is being answered by de-registering the old binding
+        self._replacements = 0  # 139s answered by de-registering the old binding, since accepted
 
     def messages_to_send(self) -> list[OutgoingMobilityMessage]:
         out = super().messages_to_send()
@@ -82,10 +84,10 @@ class MobileRouter(MobileNode):
             message.status == BindingAckStatus.REGISTRATION_TYPE_CHANGE_DISALLOWED
             and entry is not None
             and entry.state is BindingState.REFUSED
-            and not self._replacing
+            and self._replacements < MAX_REPLACEMENTS
             and self.care_of_address is not None
         ):
-            self._replacing = True
+            self._replacements += 1
             self._count("binding_type_replaced")
             self._deregister_once(entry)
             self._start(entry, BindingTrigger.REGISTER, now)
@@ -102,7 +104,7 @@ class MobileRouter(MobileNode):
 
     def _accept(self, entry: BindingUpdateListEntry, message: BindingAck, now: float) -> None:
         if message.mobile_router:
-            self._replacing = False
+            self._replacements = 0
             super()._accept(entry, message, now)
             return
         self._count("ba_without_r")

@@ -54,15 +54,26 @@ def binding(status: dict[str, Any], home_address: IPv6Address) -> dict[str, Any]
 
 def ready(bed: BedHandle, visited: IPv6Network = VISITED_B) -> dict[str, Any]:
     """The MR registered with its prefix from `visited`, vmn registered from inside the MNP."""
+    seen: list[dict[str, Any]] = []
+
     def probe() -> dict[str, Any] | None:
         status = bed.status()
+        seen[:] = [status]
         mr, vmn = binding(status, HOME_ADDRESS), binding(status, VMN_HOME_ADDRESS)
         if not (mr and vmn and IPv6Address(mr["care_of_address"]) in visited):
             return None
         if IPv6Address(vmn["care_of_address"]) not in MNP:
             return None
         return status
-    return wait_for("MR and vmn registrations", probe)
+    try:
+        return wait_for("MR and vmn registrations", probe)
+    except AssertionError:
+        last = seen[0] if seen else {}
+        raise AssertionError(
+            f"no MR + vmn registrations: binding cache {last.get('binding_cache')}, "
+            f"guest BUL {last.get('binding_update_list')}, refusal "
+            f"{last.get('guest', {}).get('refusal')}, HA counters {last.get('counters', {}).get('ha')}"
+        ) from None
 
 
 def host_mnp_address(bed: BedHandle) -> IPv6Address:

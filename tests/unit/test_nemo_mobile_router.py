@@ -116,3 +116,17 @@ def test_139_replaces_a_plain_binding_once_then_registers_as_router() -> None:
     entry = ha.binding_cache.get(MR)
     assert entry is not None and entry.mobile_router and entry.prefixes == (MNP,)
     assert mr.prefix_state() == "registered" and mr.counters["binding_type_replaced"] == 1
+
+
+def test_139_replacement_is_bounded() -> None:
+    mr = router(seed=4)
+    mr.attach(COA, float("inf"), 0.0)
+    refusals = 0
+    for step in range(10):
+        for bu in mr.messages_to_send():
+            if bu.message.lifetime > 0:
+                mr.receive_binding_ack(HA, BindingAck(status=139, sequence=bu.message.sequence, lifetime=0),
+                                       step + 0.5)
+        refusals += sum(isinstance(e, BindingRefused) for e in drain(mr))
+    assert mr.counters["binding_type_replaced"] == 3 and refusals == 4
+    assert mr.prefix_state() == "refused" and mr.messages_to_send() == []
