@@ -110,6 +110,31 @@ class DnsSection:
 
 
 @dataclass
+class TlsGatewaySection:
+    """Patent E8 (issue 13): host TCP flows matching the policy are terminated in the guest
+    and carried inside a TLS session to the gateway (one HTTP CONNECT per connection).
+
+    `ports`: TCP destination ports that go through the gateway; `destinations`: IPv6
+    prefixes they must be in (empty = any). `relay_port` is the local TPROXY listener;
+    `device` the TUN that hands the flows to it; `marks` the packet marks of the policy routing.
+    """
+
+    enabled: bool = False
+    name: str = "gw.example"  # verified against the gateway's certificate, and sent as SNI
+    address: IPv6Address = IPv6Address("2001:db8:8::3128")
+    port: int = 3128
+    ca_file: Path | None = None  # None: the system's trust store
+    keylog_file: Path | None = None  # SSLKEYLOGFILE of the outer sessions
+    ports: list[int] = field(default_factory=lambda: [443])
+    destinations: list[IPv6Network] = field(default_factory=list)
+    connect_timeout: float = 1.5  # gateway unreachable: the host gets a reset within this
+    relay_port: int = 13443
+    device: str = "tls0"
+    reply_mark: int = 0x1301
+    divert_mark: int = 0x1302
+
+
+@dataclass
 class AgentConfig:
     node: NodeSection = field(default_factory=NodeSection)
     link: LinkSection = field(default_factory=LinkSection)
@@ -119,6 +144,7 @@ class AgentConfig:
     translation: TranslationSection = field(default_factory=TranslationSection)
     dns: DnsSection = field(default_factory=DnsSection)
     ipsec: IpsecSection = field(default_factory=IpsecSection)
+    tls_gateway: TlsGatewaySection = field(default_factory=TlsGatewaySection)
 
     @property
     def translation_state_file(self) -> Path:

@@ -18,7 +18,7 @@ from pyroute2 import IPRoute
 
 from provisioning import netns, processes, radvd
 from provisioning.errors import ProvisioningError
-from provisioning.nodes import agents, cn, correspondent, dns, host
+from provisioning.nodes import agents, cn, correspondent, dns, gateway, host
 from provisioning.nodes import ipsec as ipsec_keys
 from provisioning.nodes.agents import TranslationOptions
 from provisioning.offloads import enable_gro, set_offloads_off
@@ -51,6 +51,7 @@ class UpOptions:
     idle_timeout: int = TranslationOptions.idle_timeout  # table 230 entry lifetime
     ipsec: str = ""  # issue 4: "signalling,tunnel,tunnel-only,e2e" (any combination)
     guest: str = "lite"  # issue 5: "vm" = the QEMU guest instead of the `guest` namespace
+    tls_gateway: bool = False  # issue 13: Squid TLS gateway `gw`, HTTPS on the CN, test CA
     log: Callable[[str], None] = print  # progress lines of the VM set-up
 
 
@@ -212,8 +213,11 @@ def up(options: UpOptions) -> str:
         correspondent.start(sdir, namespace(prefix, "cn"), key_files[ipsec_keys.CN_KEYS])
     cn.start_services(sdir, namespace(prefix, "cn"))
     dns.start(sdir, namespace(prefix, dns.DNS_NODE))
+    if options.tls_gateway:
+        gateway.start(sdir, prefix)
     agents.write_configs(sdir, refuse_home_address=options.ha_refuse, translation=translation,
-                         ipsec=ipsec, offloads=not vm_guest)
+                         ipsec=ipsec, offloads=not vm_guest,
+                         guest_extra=gateway.guest_tables(sdir) if options.tls_gateway else None)
     if options.agents and vm_guest:
         from provisioning.image import build_image
         from provisioning.vm import bed

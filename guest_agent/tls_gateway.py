@@ -1,0 +1,66 @@
+"""Patent E8 in the agent: the diversion (tls_divert) and the relay (tls_relay) as one part.
+
+The agent composes it when `[tls_gateway] enabled`: it wraps the host side's send routine,
+reads the diversion device, and adds `tls_gateway` to `status`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Callable
+from ipaddress import IPv6Address
+from typing import Any
+
+from guest_agent.config import TlsGatewaySection
+from guest_agent.tls_divert import SendPackets, SendSuperFrame, TlsDiversion
+from guest_agent.tls_relay import TlsRelay
+
+log = logging.getLogger("guest_agent.tls")
+
+
+class TlsGateway:
+    def __init__(self, config: TlsGatewaySection, home_address: IPv6Address,
+                 counters: Counter[str]) -> None:
+        self.counters = counters
+        self.diversion = TlsDiversion(config, counters)
+        try:
+            self.relay = TlsRelay(config, home_address, counters)
+        except BaseException:
+            self.diversion.close()
+            raise
+
+    def wrap_send(self, send: SendPackets) -> SendPackets:
+        return self.diversion.wrap_send(send)
+
+    def wrap_super_frame(self, send: SendSuperFrame) -> SendSuperFrame:
+        return self.diversion.wrap_super_frame(send)
+
+    def start(self, loop: asyncio.AbstractEventLoop,
+              add_reader: Callable[[object, Callable[[], None]], None],
+              on_replies: Callable[[list[bytes]], None]) -> None:
+        add_reader(self.diversion.tun, lambda: on_replies(self.diversion.replies()))
+        task = loop.create_task(self.relay.start())
+        task.add_done_callback(self._started)
+
+    def _started(self, task: asyncio.Task[None]) -> None:
+        if task.exception() is not None:
+            log.error("TLS relay did not start: %s", task.exception())
+            self.counters["tls_relay_start_failed"] += 1
+
+    def status(self, now: float) -> dict[str, Any]:
+        return {"tls_gateway": {**self.relay.status(now),
+                                "diverted_packets": self.counters["tls_diverted_packets"]}}
+
+    def close(self) -> None:
+        self.relay.close()
+        self.diversion.close()
+
+
+def make_tls_gateway(config: Any, counters: Counter[str]) -> TlsGateway | None:
+    """The E8 part of an agent whose [tls_gateway] is enabled (and that serves a host)."""
+    section: TlsGatewaySection = config.tls_gateway
+    if not section.enabled or not config.host_link.interface:
+        return None
+    return TlsGateway(section, config.mobility.home_address, counters)
