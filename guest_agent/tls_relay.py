@@ -102,8 +102,13 @@ class RelayedFlow:
     state: str = "connecting"
     error: str = ""
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    ssl_object: Any = None
 
     def as_dict(self, now: float) -> dict[str, Any]:
+        if not self.session_id and self.ssl_object is not None:
+            # TLS 1.3: the session (ticket) arrives after the handshake
+            session = self.ssl_object.session
+            self.session_id = session.id.hex() if session is not None and session.id else ""
         return {
             "id": self.id, "client": self.client, "destination": self.destination,
             "state": self.state, "outer_local": self.outer_local,
@@ -221,6 +226,7 @@ class TlsRelay:
                 outer_writer.transport.abort()
             self.flows.pop(flow.id, None)
             self.finished.append(flow.as_dict(time.monotonic()))
+            flow.ssl_object = None
             del self.finished[:-_HISTORY]
 
     async def _open_outer(self, flow: RelayedFlow
@@ -244,8 +250,7 @@ class TlsRelay:
         flow.outer_local = authority(local[0], local[1])
         flow.tls_version = ssl_object.version() or ""
         flow.cipher = (ssl_object.cipher() or ("",))[0]
-        session = ssl_object.session
-        flow.session_id = session.id.hex() if session is not None and session.id else ""
+        flow.ssl_object = ssl_object
         flow.outer_started = time.monotonic()
         self.counters["tls_outer_sessions"] += 1
         conn = h11.Connection(h11.CLIENT)
