@@ -1,4 +1,4 @@
-"""`python -m benchmarks [inprocess|testbed|tayga|handover|all] [--json out.json]`."""
+"""`python -m benchmarks [inprocess|testbed|tayga|handover|tls-gateway|all] [--json out.json]`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from benchmarks import report
 from benchmarks.inprocess import DEFAULT_ITERATIONS, DEFAULT_REPEATS
 
-SUITES = ("inprocess", "testbed", "tayga", "handover", "all")
+SUITES = ("inprocess", "testbed", "tayga", "handover", "tls-gateway", "all")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,6 +62,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         with console.status("handover latency"):
             found, missing = handover.run()
+        results += found
+        skipped += missing
+    if args.suite in ("tls-gateway", "all"):
+        from benchmarks import tls_gateway
+
+        with console.status("HTTPS through the TLS gateway vs direct"):
+            found, missing = tls_gateway.run()
         results += found
         skipped += missing
     if args.suite in ("tayga", "all"):

@@ -8,8 +8,9 @@
 - The `gw` link: a veth core:eth4 <-> gw:eth0. The gateway sits in the CN's /64 with a /128
   (core routes 2001:db8:8::3128/128 onto eth4; the CN reaches it through the core router), so
   the CN link itself is unchanged.
-- The CN serves HTTPS (`cn.example`, network/correspondent/https_server.py) on port 443 and
-  8443 from the same web root as its HTTP server.
+- The CN serves HTTPS (`cn.example`, network/correspondent/https_server.py) on ports 443 and
+  8443 (through the gateway) and 4443 (outside the policy: direct through the tunnel) from
+  the same web root as its HTTP server.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ GW_NAME = "gw.example"
 CN_NAME = "cn.example"
 GW_PORT = 3128
 CONNECT_PORTS = (443, 8443)
+# The CN's HTTPS also on a port outside the policy: the direct path (through the MN-HA tunnel,
+# no gateway) that benchmarks/tls_gateway.py measures as the reference in the same bed.
+DIRECT_HTTPS_PORT = 4443
 CORE_GW_IFNAME = "eth4"
 CORE_LINK_LOCAL = "fe80::1"
 SQUID = "/usr/sbin/squid"
@@ -153,7 +157,7 @@ def start_cn_https(state_dir: str, prefix: str) -> None:
     processes.start(state_dir, processes.ProcessSpec(
         name="cn-https", namespace=namespace(prefix, "cn"),
         argv=[sys.executable, "-m", "network.correspondent.https_server", "--bind",
-              str(CN_ADDRESS), "--ports", ",".join(str(p) for p in CONNECT_PORTS),
+              str(CN_ADDRESS), "--ports", ",".join(str(p) for p in (*CONNECT_PORTS, DIRECT_HTTPS_PORT)),
               "--cert", files.certificate, "--key", files.key, "--directory", web_root],
         log=os.path.join(state_dir, "cn-https.log"), cwd=web_root,
     ))
