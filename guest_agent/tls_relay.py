@@ -69,7 +69,10 @@ async def read_connect_response(conn: h11.Connection, reader: asyncio.StreamRead
     while True:
         event = conn.next_event()
         if event is h11.NEED_DATA:
-            conn.receive_data(await reader.read(_CHUNK))
+            data = await reader.read(_CHUNK)
+            if not data:
+                raise GatewayError("closed", "the gateway closed before answering CONNECT")
+            conn.receive_data(data)
             continue
         if isinstance(event, h11.InformationalResponse):
             continue
@@ -79,8 +82,6 @@ async def read_connect_response(conn: h11.Connection, reader: asyncio.StreamRead
                                    f"{event.reason.decode(errors='replace')}")
             data, _closed = conn.trailing_data
             return bytes(data)
-        if isinstance(event, h11.ConnectionClosed):
-            raise GatewayError("closed", "the gateway closed before answering CONNECT")
         raise GatewayError("protocol", f"unexpected answer to CONNECT: {event!r}")
 
 
