@@ -120,6 +120,8 @@ class GuestAgent:
                 config, self.counters, send, tunnel_mtu=config.tun.mtu,
                 send_super_frame=send_super,
             )
+            if self.tls_gateway is not None:
+                self.tls_gateway.attach_host(self.host_side)
         self.loop: NodeLoop | None = None
         self.care_of_address: IPv6Address | None = None
         self.started_at = time.monotonic()

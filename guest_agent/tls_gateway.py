@@ -10,14 +10,19 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import Callable
-from ipaddress import IPv6Address
-from typing import Any
+from ipaddress import IPv4Address, IPv6Address
+from typing import TYPE_CHECKING, Any
 
 from guest_agent.config import TlsGatewaySection
+from guest_agent.demux import Side
 from guest_agent.tls_divert import SendPackets, SendSuperFrame, TlsDiversion
 from guest_agent.tls_relay import TlsRelay
 
+if TYPE_CHECKING:
+    from guest_agent.host_side import HostSide
+
 log = logging.getLogger("guest_agent.tls")
+_TCP = 6
 
 
 class TlsGateway:
@@ -30,6 +35,23 @@ class TlsGateway:
         except BaseException:
             self.diversion.close()
             raise
+
+    def attach_host(self, host_side: HostSide) -> None:
+        """Let `status` show each flow as the host application sees it (IPv4 or IPv6)."""
+        home_ipv4 = host_side.config.translation.home_ipv4
+
+        def describe(client: str, port: int, destination: str, dport: int) -> str:
+            remote = IPv6Address(destination).packed
+            side = host_side.demux.side_of((_TCP, port, remote, dport))
+            if side is Side.HOST_IPV4:
+                entry = host_side.table.get(remote)
+                shown = IPv4Address(entry.ipv4) if entry is not None else destination
+                return f"IPv4 {home_ipv4}:{port} -> {shown}:{dport}"
+            if side is Side.HOST_IPV6:
+                return f"IPv6 [{client}]:{port} -> [{destination}]:{dport}"
+            return "unknown"
+
+        self.relay.describe = describe
 
     def wrap_send(self, send: SendPackets) -> SendPackets:
         return self.diversion.wrap_send(send)

@@ -29,6 +29,7 @@ import ssl
 import struct
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv6Address
 from typing import Any
@@ -93,6 +94,7 @@ class RelayedFlow:
     client: str
     destination: str
     started: float
+    host_view: str = ""  # the connection as the host application sees it
     outer_local: str = ""
     tls_version: str = ""
     cipher: str = ""
@@ -112,6 +114,7 @@ class RelayedFlow:
             self.session_id = session.id.hex() if session is not None and session.id else ""
         return {
             "id": self.id, "client": self.client, "destination": self.destination,
+            "host_view": self.host_view,
             "state": self.state, "outer_local": self.outer_local,
             "tls_version": self.tls_version, "cipher": self.cipher,
             "outer_session": self.session_id,
@@ -145,6 +148,8 @@ class TlsRelay:
         self._server: asyncio.AbstractServer | None = None
         self.started_at = time.monotonic()
         self.last_error = ""
+        # (client address, port, destination address, port) -> how the host sees the flow
+        self.describe: Callable[[str, int, str, int], str] | None = None
 
     @staticmethod
     def _tls_context(config: TlsGatewaySection) -> ssl.SSLContext:
@@ -193,6 +198,8 @@ class TlsRelay:
         now = time.monotonic()
         flow = RelayedFlow(next(self._ids), authority(peer[0], peer[1]),
                            authority(original[0], original[1]), now)
+        if self.describe is not None:
+            flow.host_view = self.describe(peer[0], peer[1], original[0], original[1])
         self.flows[flow.id] = flow
         self.counters["tls_relay_flows"] += 1
         current = asyncio.current_task()

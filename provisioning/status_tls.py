@@ -7,7 +7,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-OUTER_COLUMNS = ("id", "client", "destination", "state", "outer_local", "tls_version", "cipher",
+OUTER_COLUMNS = ("id", "host_view", "destination", "state", "outer_local", "tls_version", "cipher",
                  "outer_uptime", "bytes_up", "bytes_down", "outer_session")
 
 

@@ -9,7 +9,9 @@ APT_PACKAGES=(python3 python3-venv python3-pip iproute2 radvd tshark iperf3 nfta
               # the appliance VM (issue 5): image build, QEMU under libvirt, libvirt-python build
               qemu-system-x86 qemu-utils debootstrap e2fsprogs libvirt-daemon
               libvirt-daemon-driver-qemu libvirt-clients libvirt-dev pkg-config gcc python3-dev
-              openssh-client)
+              openssh-client
+              # the TLS gateway of patent E8 (issue 13): Squid with OpenSSL (https_port)
+              squid-openssl)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

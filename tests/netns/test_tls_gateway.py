@@ -76,8 +76,8 @@ def tshark(pcap: str | Path, display_filter: str, fields: list[str], *options: s
 def test_curl_https_through_the_gateway_ipv4_and_ipv6(bed: BedHandle, ca: str) -> None:
     wait_registered(bed, VISITED_B)
     rc, out = curl(bed, "-4", "https://cn.example/", "--cacert", ca)
-    code, remote, size = out.split()
-    assert (rc, code) == (0, "200") and IPv4Address(remote) in POOL and int(size) > 0, out
+    code, remote4, size = out.split()
+    assert (rc, code) == (0, "200") and IPv4Address(remote4) in POOL and int(size) > 0, out
     rc, out = curl(bed, "-6", "https://cn.example/", "--cacert", ca)
     code, remote, _size = out.split()
     assert (rc, code, IPv6Address(remote)) == (0, "200", CN_ADDRESS), out
@@ -89,6 +89,9 @@ def test_curl_https_through_the_gateway_ipv4_and_ipv6(bed: BedHandle, ca: str) -
     flows = [f for f in tls["recent"] if f["destination"] == CN_AUTHORITY]
     assert len(flows) >= 3 and all(f["tls_version"].startswith("TLSv1.") for f in flows)
     assert all(f["outer_local"].startswith(f"[{HOME_ADDRESS}]:") for f in flows)
+    views = [f["host_view"] for f in flows]
+    assert views[0].startswith("IPv4 198.18.0.2:") and views[0].endswith(f"{remote4}:443")
+    assert views[1].startswith(f"IPv6 [{HOME_ADDRESS}]:") and views[1].endswith(CN_AUTHORITY)
     assert counters["tls_relay_flows"] == counters["tls_outer_sessions"] == 3
     # Squid tunnelled each one for the home address; the CN saw only the gateway
     deadline = time.monotonic() + 10  # Squid logs a tunnel when it closes
