@@ -36,6 +36,7 @@ class DemoReport:
     intact: bool = False
     transfer_seconds: float = 0.0
     counters: dict[str, dict[str, int]] = field(default_factory=dict)
+    tls_gateway_ok: bool | None = None  # issue 13 (lite guest only)
 
 
 def _wait_registered(sdir: str, timeout: float = 20.0) -> dict[str, Any]:
@@ -84,7 +85,8 @@ def run_demo(console: Console, prefix: str = "demo", keep: bool = False,
                                                               log=console.print))
         else:
             with console.status("building the test bed (namespaces, bridges, radvd, HA, CN)..."):
-                sdir = testbed_module.up(testbed_module.UpOptions(prefix=prefix))
+                sdir = testbed_module.up(testbed_module.UpOptions(prefix=prefix,
+                                                                  tls_gateway=True))
         console.print(f"test bed [bold]{prefix}[/] up in {time.monotonic() - started:.1f}s "
                       f"(state in {sdir})")
         with console.status("mobile node: RS -> RA -> CoA -> BU to the HA -> BA ..."):
@@ -126,6 +128,10 @@ def run_demo(console: Console, prefix: str = "demo", keep: bool = False,
             report.bytes_received = out.stat().st_size if out.exists() else 0
             report.intact = (report.bytes_received == report.bytes_expected
                              and _sha256(out) == expected_sha)
+        if guest == "lite":  # issue 13: TLS inside TLS through the gateway (E8)
+            from provisioning.demo_tls import show_tls_gateway
+
+            report.tls_gateway_ok = show_tls_gateway(console, prefix, sdir)
         report.counters = status_module.collect(sdir)["counters"]
         _print_report(console, report)
         return report
@@ -145,6 +151,9 @@ def _print_report(console: Console, report: DemoReport) -> None:
     table.add_row("transfer", f"{report.bytes_received} of {report.bytes_expected} bytes in "
                   f"{report.transfer_seconds:.1f} s")
     table.add_row("byte-exact (sha256)", "yes" if report.intact else "[red]NO[/]")
+    if report.tls_gateway_ok is not None:
+        table.add_row("HTTPS inside TLS via gw.example", "200" if report.tls_gateway_ok
+                      else "[red]failed[/]")
     for node, values in report.counters.items():
         drops = {k: v for k, v in values.items() if "drop" in k and v}
         table.add_row(f"{node} drops", ", ".join(f"{k}={v}" for k, v in sorted(drops.items()))
