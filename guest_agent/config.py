@@ -114,9 +114,10 @@ class TlsGatewaySection:
     """Patent E8 (issue 13): host TCP flows matching the policy are terminated in the guest
     and carried inside a TLS session to the gateway (one HTTP CONNECT per connection).
 
-    `ports`: TCP destination ports that go through the gateway; `destinations`: IPv6
-    prefixes they must be in (empty = any). `relay_port` is the local TPROXY listener;
-    `device` the TUN that hands the flows to it; `marks` the packet marks of the policy routing.
+    `ports`: TCP destination ports that go through the gateway (the relay listens on each in
+    the guest); `destinations`: IPv6 prefixes they must be in (empty = any). `device` is the
+    TUN that hands the flows to the relay; `reply_mark` the relay's socket mark and, like
+    `divert_mark`, the number of its policy-routing table.
     """
 
     enabled: bool = False
@@ -128,7 +129,6 @@ class TlsGatewaySection:
     ports: list[int] = field(default_factory=lambda: [443])
     destinations: list[IPv6Network] = field(default_factory=list)
     connect_timeout: float = 1.5  # gateway unreachable: the host gets a reset within this
-    relay_port: int = 13443
     device: str = "tls0"
     reply_mark: int = 0x1301
     divert_mark: int = 0x1302

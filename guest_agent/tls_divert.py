@@ -3,28 +3,35 @@
 The host's packets are translated as usual (IPv4 -> IPv6 of the home address, step 514; or
 passed through for IPv6 apps, E2). A TCP packet the [tls_gateway] policy selects is then not
 tunnelled: it is written into a TUN device of its own (`tls0`), where the guest kernel's TCP
-terminates the connection: an nftables TPROXY rule gives it to the relay's transparent
-listener, which learns the original destination from getsockname(). The relay's replies
-(source = the correspondent, destination = the home address) carry a socket mark whose
-routing table sends them out of `tls0`; the agent reads them there and delivers them to the
-host (translated back for IPv4 apps), exactly like packets that came out of the tunnel.
+terminates the connection. A policy rule `iif tls0 -> table divert_mark` whose only route is
+`local ::/0` makes every destination local for packets from that device (the "AnyIP" route),
+so the relay's listener on [::]:443 (one per policy port) accepts the connection and
+getsockname() is the original destination. The relay's replies (source = the correspondent,
+destination = the home address) carry the listener's socket mark, and `fwmark reply_mark ->
+table reply_mark` (default route via tls0) sends them back out of `tls0`; the agent reads
+them there and delivers them to the host (translated back for IPv4 apps), exactly like
+packets that came out of the tunnel.
+
+Why not an nftables TPROXY rule: the same needs only policy routing and a socket option, so
+the guest VM needs no nftables, no TPROXY modules and no packet-filter state, and nothing
+but the relay's own sockets sees the flows.
 
 Why a TUN of its own and not `hoa0`: the home address is local in the guest, so packets *to*
 the relay and packets the guest's own applications send must never be confused; a separate
-device keeps the TPROXY rule to one `iifname` and the relay's traffic to the gateway (from
-the home address, through `hoa0` and the MN-HA tunnel) untouched.
+device keeps the rule to one `iif`, and the relay's traffic to the gateway (from the home
+address, through `hoa0` and the MN-HA tunnel) untouched. The listeners on [::]:443 never see
+connections from outside: inbound packets for the home address go to the host side or to
+`hoa0` by flow (demux), never to a port nobody in the guest asked for.
 
-Policy routing in the guest (IPv6): rule `fwmark reply_mark -> table reply_mark` (default
-route via tls0) and `fwmark divert_mark -> table divert_mark` (local ::/0 via lo, the TPROXY
-recipe) come before the `local` table, which moves from preference 0 to 200: a reply to the
-home address must not be delivered locally.
+Rule order (IPv6): the reply rule (100) and the divert rule (101) come before the `local`
+table, which moves from preference 0 to 200: a reply to the home address must not be
+delivered locally.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import subprocess
 from collections import Counter
 from collections.abc import Callable
 
@@ -36,7 +43,6 @@ from netstack.runtime.tun import TunDevice
 
 log = logging.getLogger("guest_agent.tls")
 
-NFT_TABLE = "mip6term_tls"
 RULE_PREF_REPLY = 100
 RULE_PREF_DIVERT = 101
 RULE_PREF_LOCAL = 200
@@ -49,20 +55,20 @@ SendPackets = Callable[[list[bytes], float], None]
 SendSuperFrame = Callable[[bytearray, int, float], bool]
 
 
-def nft_script(config: TlsGatewaySection) -> str:
-    """TPROXY of every TCP packet entering the diversion device to the relay's listener."""
-    return (
-        f"add table inet {NFT_TABLE}\n"
-        f"delete table inet {NFT_TABLE}\n"
-        f"table inet {NFT_TABLE} {{\n"
-        "  chain prerouting {\n"
-        "    type filter hook prerouting priority mangle; policy accept;\n"
-        f'    iifname "{config.device}" meta nfproto ipv6 meta l4proto tcp '
-        f"tproxy ip6 to :{config.relay_port} meta mark set {config.divert_mark:#x} "
-        'counter accept comment "to the TLS relay"\n'
-        "  }\n"
-        "}\n"
-    )
+def policy_routing(config: TlsGatewaySection, device_index: int, lo_index: int
+                   ) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+    """(routes, rules) in pyroute2's keywords: the AnyIP table for packets from the
+    diversion device, the reply table for the relay's marked sockets, `local` after both."""
+    routes: list[dict[str, object]] = [
+        {"dst": "::/0", "oif": device_index, "table": config.reply_mark},
+        {"dst": "::/0", "oif": lo_index, "table": config.divert_mark, "type": "local"},
+    ]
+    rules: list[dict[str, object]] = [
+        {"priority": RULE_PREF_REPLY, "fwmark": config.reply_mark, "table": config.reply_mark},
+        {"priority": RULE_PREF_DIVERT, "iifname": config.device, "table": config.divert_mark},
+        {"priority": RULE_PREF_LOCAL, "table": LOCAL_TABLE},
+    ]
+    return routes, rules
 
 
 class PolicyMatcher:
@@ -93,7 +99,7 @@ class PolicyMatcher:
 
 
 class TlsDiversion:
-    """The diversion device, its nftables table and policy rules, and the send wrappers."""
+    """The diversion device, its policy routing, and the send wrappers."""
 
     def __init__(self, config: TlsGatewaySection, counters: Counter[str]) -> None:
         self.config = config
@@ -114,24 +120,17 @@ class TlsDiversion:
         with contextlib.suppress(OSError), open(
                 f"/proc/sys/net/ipv6/conf/{cfg.device}/accept_ra", "w") as f:
             f.write("0")
-        result = subprocess.run(["nft", "-f", "-"], input=nft_script(cfg).encode(),
-                                capture_output=True, timeout=10, check=False)
-        if result.returncode != 0:
-            raise OSError(f"nft: {result.stderr.decode().strip()}")
         with IPRoute() as ipr:
             lo = ipr.link_lookup(ifname="lo")[0]
-            self._replace_route(ipr, dst="::/0", oif=self.tun.ifindex, table=cfg.reply_mark)
-            self._replace_route(ipr, dst="::/0", oif=lo, table=cfg.divert_mark, type="local")
-            for pref, mark in ((RULE_PREF_REPLY, cfg.reply_mark),
-                               (RULE_PREF_DIVERT, cfg.divert_mark)):
-                self._replace_rule(ipr, priority=pref, fwmark=mark, table=mark)
-            # the local table after our rules (an agent restart finds it already moved)
-            self._replace_rule(ipr, priority=RULE_PREF_LOCAL, table=LOCAL_TABLE)
-            with contextlib.suppress(NetlinkError):
+            routes, rules = policy_routing(cfg, self.tun.ifindex, lo)
+            for route in routes:
+                self._replace_route(ipr, **route)
+            for rule in rules:
+                self._replace_rule(ipr, **rule)
+            with contextlib.suppress(NetlinkError):  # the local table now comes after ours
                 ipr.rule("del", family=_AF_INET6, priority=0, table=LOCAL_TABLE)
-        log.info("TLS gateway policy: TCP ports %s via %s [%s]:%d (relay port %d, device %s)",
-                 sorted(self.policy.ports), cfg.name, cfg.address, cfg.port, cfg.relay_port,
-                 cfg.device)
+        log.info("TLS gateway policy: TCP ports %s via %s [%s]:%d (device %s)",
+                 sorted(self.policy.ports), cfg.name, cfg.address, cfg.port, cfg.device)
 
     @staticmethod
     def _replace_route(ipr: IPRoute, **route: object) -> None:
@@ -146,17 +145,14 @@ class TlsDiversion:
         ipr.rule("add", family=_AF_INET6, **rule)
 
     def close(self) -> None:
-        """Remove the nftables table and the mark rules; the `local` rule stays at 200 (it
-        works there for everything else and an agent restart needs it there again)."""
+        """Remove our two rules (their tables go with tls0's routes when the TUN closes); the
+        `local` rule stays at 200: it works there for everything else."""
         cfg = self.config
-        with contextlib.suppress(OSError, subprocess.SubprocessError):
-            subprocess.run(["nft", "delete", "table", "inet", NFT_TABLE], capture_output=True,
-                           timeout=10, check=False)
         with contextlib.suppress(Exception), IPRoute() as ipr:
-            for pref, mark in ((RULE_PREF_REPLY, cfg.reply_mark),
-                               (RULE_PREF_DIVERT, cfg.divert_mark)):
+            for pref, table in ((RULE_PREF_REPLY, cfg.reply_mark),
+                                (RULE_PREF_DIVERT, cfg.divert_mark)):
                 with contextlib.suppress(NetlinkError):
-                    ipr.rule("del", family=_AF_INET6, priority=pref, fwmark=mark, table=mark)
+                    ipr.rule("del", family=_AF_INET6, priority=pref, table=table)
         with contextlib.suppress(OSError):
             self.tun.close()
 

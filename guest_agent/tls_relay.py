@@ -40,7 +40,6 @@ from guest_agent.config import TlsGatewaySection
 
 log = logging.getLogger("guest_agent.tls")
 
-IPV6_TRANSPARENT = 75
 _CHUNK = 256 * 1024
 _HALF_CLOSE_GRACE = 30.0  # the host said EOF: how long the answer may still flow
 _HISTORY = 20
@@ -141,11 +140,18 @@ class TlsRelay:
         self.home_address = home_address
         self.counters = counters
         self.context = self._tls_context(config)
-        self.listener = self._listen(config)
+        self.listeners: list[socket.socket] = []
+        try:
+            for port in sorted(set(config.ports)):
+                self.listeners.append(self._listen(config, port))
+        except BaseException:
+            for sock in self.listeners:
+                sock.close()
+            raise
         self.flows: dict[int, RelayedFlow] = {}
         self.finished: list[dict[str, Any]] = []
         self._ids = itertools.count(1)
-        self._server: asyncio.AbstractServer | None = None
+        self._servers: list[asyncio.AbstractServer] = []
         self.started_at = time.monotonic()
         self.last_error = ""
         # (client address, port, destination address, port) -> how the host sees the flow
@@ -161,14 +167,14 @@ class TlsRelay:
         return context
 
     @staticmethod
-    def _listen(config: TlsGatewaySection) -> socket.socket:
+    def _listen(config: TlsGatewaySection, port: int) -> socket.socket:
+        """A listener on [::]:port; tls_divert's AnyIP route brings it every destination."""
         sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.setsockopt(socket.IPPROTO_IPV6, IPV6_TRANSPARENT, 1)
             # accepted sockets (and their SYN-ACKs) inherit the mark that routes to tls0
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, config.reply_mark)
-            sock.bind(("::", config.relay_port))
+            sock.bind(("::", port))
             sock.listen(256)
             sock.setblocking(False)
         except BaseException:
@@ -177,24 +183,26 @@ class TlsRelay:
         return sock
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._on_client, sock=self.listener,
-                                                  limit=_CHUNK)
+        for sock in self.listeners:
+            self._servers.append(await asyncio.start_server(self._on_client, sock=sock,
+                                                            limit=_CHUNK))
 
     def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
+        for server in self._servers:
+            server.close()
         for flow in list(self.flows.values()):
             for task in flow.tasks:
                 task.cancel()
-        with contextlib.suppress(OSError):
-            self.listener.close()
+        for sock in self.listeners:
+            with contextlib.suppress(OSError):
+                sock.close()
 
     # ------------------------------------------------------------------ one flow
 
     async def _on_client(self, host_reader: asyncio.StreamReader,
                          host_writer: asyncio.StreamWriter) -> None:
         peer = host_writer.get_extra_info("peername")
-        original = host_writer.get_extra_info("sockname")  # TPROXY: the real destination
+        original = host_writer.get_extra_info("sockname")  # AnyIP: the real destination
         now = time.monotonic()
         flow = RelayedFlow(next(self._ids), authority(peer[0], peer[1]),
                            authority(original[0], original[1]), now)

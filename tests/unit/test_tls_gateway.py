@@ -18,7 +18,7 @@ from cryptography import x509
 from rich.console import Console
 
 from guest_agent.config import TlsGatewaySection, load_agent_config
-from guest_agent.tls_divert import PolicyMatcher, nft_script
+from guest_agent.tls_divert import LOCAL_TABLE, PolicyMatcher, policy_routing
 from guest_agent.tls_relay import GatewayError, authority, connect_request, read_connect_response
 from provisioning import cli
 from provisioning.nodes import agents, gateway, tls_ca
@@ -124,11 +124,15 @@ def test_policy_destinations_restrict_the_match() -> None:
     assert not policy.matches(_tcp6(IPv6Address("2001:db8:9::1"), 443))
 
 
-def test_nft_script_tproxies_the_diversion_device_to_the_relay() -> None:
-    script = nft_script(TlsGatewaySection(device="tls0", relay_port=13443, divert_mark=0x1302))
-    assert script.startswith("add table inet mip6term_tls\ndelete table inet mip6term_tls\n")
-    assert ('iifname "tls0" meta nfproto ipv6 meta l4proto tcp tproxy ip6 to :13443 '
-            "meta mark set 0x1302") in script
+def test_policy_routing_diverts_the_device_and_returns_marked_replies() -> None:
+    config = TlsGatewaySection(device="tls0", reply_mark=0x1301, divert_mark=0x1302)
+    routes, rules = policy_routing(config, device_index=7, lo_index=1)
+    assert {"dst": "::/0", "oif": 7, "table": 0x1301} in routes  # replies leave by tls0
+    assert {"dst": "::/0", "oif": 1, "table": 0x1302, "type": "local"} in routes  # AnyIP
+    prefs = {r["table"]: r["priority"] for r in rules}
+    assert prefs[0x1301] < prefs[LOCAL_TABLE] and prefs[0x1302] < prefs[LOCAL_TABLE]
+    assert {"priority": prefs[0x1301], "fwmark": 0x1301, "table": 0x1301} in rules
+    assert {"priority": prefs[0x1302], "iifname": "tls0", "table": 0x1302} in rules
 
 
 # ---------------------------------------------------------------- CONNECT (h11)
