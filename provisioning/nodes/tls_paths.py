@@ -18,6 +18,13 @@ def bed_file(prefix: str, state_root: str, which: str) -> str:
                                 "(was it brought up with --tls-gateway?)")
     if which == "ca":
         return ca_certificate_path(sdir)
+    from provisioning.vm.cli import bed_vm_name
+
+    vm = bed_vm_name(sdir)
+    if vm is not None:  # the guest agent runs in the VM: fetch its key log
+        from provisioning.nodes.tls_vm import fetch_keylog
+
+        return fetch_keylog(sdir, vm)
     path = keylog_path(sdir)
     if not os.path.exists(path):
         # the agent creates it at its first outer handshake; an empty file is a valid key log
