@@ -39,7 +39,7 @@ def _curl(prefix: str, ca: str, url: str, fields: str, timeout: float = 120) -> 
     return [float(v) for v in done.stdout.decode().split()]
 
 
-def run(prefix: str = "btls", runs: int = 5, connects: int = 10
+def run(prefix: str = "btls", runs: int = 7, connects: int = 10
         ) -> tuple[list[Measurement], list[Skipped]]:
     if os.geteuid() != 0:
         return [], [Skipped(GROUP, "HTTPS via gateway", "needs root (network namespaces)")]
