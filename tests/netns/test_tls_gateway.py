@@ -20,7 +20,7 @@ import pytest
 
 from provisioning import netns, processes
 from provisioning.nodes import gateway
-from provisioning.topology import CN_ADDRESS, HOME_ADDRESS, VISITED_B
+from provisioning.topology import CN_ADDRESS, CN_EXTRA_ADDRESSES, HOME_ADDRESS, VISITED_B
 from tests.netns.capture import capture
 from tests.netns.conftest import BedHandle, _bring_up
 from tests.netns.test_mobility_e2e import wait_registered
@@ -242,6 +242,13 @@ def test_gateway_down_resets_fast_and_back_up_works(bed: BedHandle, ca: str) -> 
     assert bed.exec("gw", "nft", "delete table inet m6drop").returncode == 0
     _tls, counters = tls_status(bed)
     assert counters["tls_gateway_unreachable"] - before.get("tls_gateway_unreachable", 0) == 1
+    # refusing: Squid answers CONNECT with an error (nothing listens there) -> reset, counted
+    rc, out = curl(bed, "-6", f"https://[{CN_EXTRA_ADDRESSES[0]}]:8443/", "--cacert", ca,
+                   max_time=10)
+    assert rc in CURL_RESET, (rc, out)
+    tls, counters = tls_status(bed)
+    assert counters["tls_gateway_refused"] - before.get("tls_gateway_refused", 0) == 3
+    assert "CONNECT answered 503" in tls["last_error"], tls["last_error"]
     # back up: new connections work again
     deadline = time.monotonic() + 20
     while True:
