@@ -52,6 +52,7 @@ class TlsGateway:
             return "unknown"
 
         self.relay.describe = describe
+        self.relay.nat64 = host_side.config.translation.prefix64
 
     def wrap_send(self, send: SendPackets) -> SendPackets:
         return self.diversion.wrap_send(send)

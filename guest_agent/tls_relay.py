@@ -31,7 +31,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from ipaddress import IPv6Address
+from ipaddress import IPv4Address, IPv6Address, IPv6Network
 from typing import Any
 
 import h11
@@ -61,6 +61,17 @@ def connect_request(conn: h11.Connection, target: str) -> bytes:
 
 def authority(address: str, port: int) -> str:
     return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+def connect_target(address: str, port: int, nat64: IPv6Network | None = None) -> str:
+    """What to CONNECT to: the original destination, except that an IPv4 application's
+    IPv4 literal (mapped into the RFC 6052 prefix by table 230) is asked for as IPv4: the
+    gateway reaches IPv4 itself, no NAT64 needed."""
+    if nat64 is not None and nat64.prefixlen == 96:
+        ip = IPv6Address(address)
+        if ip in nat64:
+            return authority(str(IPv4Address(ip.packed[12:])), port)
+    return authority(address, port)
 
 
 async def read_connect_response(conn: h11.Connection, reader: asyncio.StreamReader) -> bytes:
@@ -156,6 +167,7 @@ class TlsRelay:
         self.last_error = ""
         # (client address, port, destination address, port) -> how the host sees the flow
         self.describe: Callable[[str, int, str, int], str] | None = None
+        self.nat64: IPv6Network | None = None  # table 230's RFC 6052 prefix (IPv4 literals)
 
     @staticmethod
     def _tls_context(config: TlsGatewaySection) -> ssl.SSLContext:
@@ -205,7 +217,7 @@ class TlsRelay:
         original = host_writer.get_extra_info("sockname")  # AnyIP: the real destination
         now = time.monotonic()
         flow = RelayedFlow(next(self._ids), authority(peer[0], peer[1]),
-                           authority(original[0], original[1]), now)
+                           connect_target(original[0], original[1], self.nat64), now)
         if self.describe is not None:
             flow.host_view = self.describe(peer[0], peer[1], original[0], original[1])
         self.flows[flow.id] = flow

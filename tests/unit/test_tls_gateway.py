@@ -19,7 +19,13 @@ from rich.console import Console
 
 from guest_agent.config import TlsGatewaySection, load_agent_config
 from guest_agent.tls_divert import LOCAL_TABLE, PolicyMatcher, policy_routing
-from guest_agent.tls_relay import GatewayError, authority, connect_request, read_connect_response
+from guest_agent.tls_relay import (
+    GatewayError,
+    authority,
+    connect_request,
+    connect_target,
+    read_connect_response,
+)
 from provisioning import cli
 from provisioning.nodes import agents, gateway, tls_ca
 from provisioning.status_tls import render_tls_gateway
@@ -143,6 +149,13 @@ def test_connect_request_names_the_original_destination() -> None:
     assert data.startswith(b"CONNECT [2001:db8:8::1001]:443 HTTP/1.1\r\n")
     assert b"Host: [2001:db8:8::1001]:443\r\n" in data
     assert authority("198.51.100.1", 8443) == "198.51.100.1:8443"
+
+
+def test_connect_target_asks_for_ipv4_literals_as_ipv4() -> None:
+    nat64 = IPv6Network("64:ff9b::/96")
+    assert connect_target("2001:db8:8::1001", 443, nat64) == "[2001:db8:8::1001]:443"
+    assert connect_target("64:ff9b::c000:201", 443, nat64) == "192.0.2.1:443"
+    assert connect_target("64:ff9b::c000:201", 443, None) == "[64:ff9b::c000:201]:443"
 
 
 def _answer(raw: bytes) -> bytes:
