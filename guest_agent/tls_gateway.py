@@ -17,6 +17,7 @@ from guest_agent.config import TlsGatewaySection
 from guest_agent.demux import Side
 from guest_agent.tls_divert import SendPackets, SendSuperFrame, TlsDiversion
 from guest_agent.tls_relay import TlsRelay
+from netstack.runtime.configfile import ConfigError
 
 if TYPE_CHECKING:
     from guest_agent.host_side import HostSide
@@ -84,6 +85,27 @@ class TlsGateway:
 def make_tls_gateway(config: Any, counters: Counter[str]) -> TlsGateway | None:
     """The E8 part of an agent whose [tls_gateway] is enabled (and that serves a host)."""
     section: TlsGatewaySection = config.tls_gateway
-    if not section.enabled or not config.host_link.interface:
+    if not section.enabled:
+        return None
+    validate(section)
+    if not config.host_link.interface:
+        log.warning("[tls_gateway] is enabled but no host link is configured: nothing to relay")
         return None
     return TlsGateway(section, config.mobility.home_address, counters)
+
+
+def validate(section: TlsGatewaySection) -> None:
+    """One clear error for a policy the relay could not serve (before anything is touched)."""
+    bad = [p for p in section.ports if not 1 <= p <= 65535]
+    if not section.ports or bad:
+        raise ConfigError(f"[tls_gateway] ports: need TCP ports 1-65535, got {section.ports}")
+    if not 1 <= section.port <= 65535:
+        raise ConfigError(f"[tls_gateway] port: {section.port} is not a TCP port")
+    if section.connect_timeout <= 0:
+        raise ConfigError("[tls_gateway] connect_timeout must be positive")
+    if section.reply_mark == section.divert_mark or 0 in (section.reply_mark,
+                                                          section.divert_mark):
+        raise ConfigError("[tls_gateway] reply_mark and divert_mark: two different non-zero "
+                          "values (they are also routing table numbers)")
+    if section.ca_file is not None and not section.ca_file.is_file():
+        raise ConfigError(f"[tls_gateway] ca_file: {section.ca_file} does not exist")

@@ -19,6 +19,7 @@ from rich.console import Console
 
 from guest_agent.config import TlsGatewaySection, load_agent_config
 from guest_agent.tls_divert import LOCAL_TABLE, PolicyMatcher, policy_routing
+from guest_agent.tls_gateway import validate
 from guest_agent.tls_relay import (
     GatewayError,
     authority,
@@ -26,6 +27,7 @@ from guest_agent.tls_relay import (
     connect_target,
     read_connect_response,
 )
+from netstack.runtime.configfile import ConfigError
 from provisioning import cli
 from provisioning.nodes import agents, gateway, tls_ca
 from provisioning.status_tls import render_tls_gateway
@@ -206,6 +208,17 @@ def test_bed_writes_the_guest_policy_and_the_agent_reads_it(tmp_path: Path) -> N
     plain.mkdir()
     agents.write_configs(str(plain))
     assert not load_agent_config(agents.config_path(str(plain), agents.GUEST)).tls_gateway.enabled
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"ports": []}, "ports"), ({"ports": [443, 70000]}, "ports"), ({"port": 0}, "port"),
+    ({"connect_timeout": 0}, "connect_timeout"), ({"reply_mark": 0x1302}, "mark"),
+    ({"ca_file": Path("/nonexistent/ca.pem")}, "ca_file"),
+])
+def test_bad_policy_is_one_clear_config_error(changes: dict[str, object], message: str) -> None:
+    section = TlsGatewaySection(enabled=True, **changes)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=message):
+        validate(section)
 
 
 def test_cli_tls_gateway_flags(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
