@@ -249,6 +249,11 @@ class TlsRelay:
         except asyncio.CancelledError:
             host_writer.transport.abort()
             raise
+        except Exception as exc:  # the agent keeps serving whatever one flow does
+            log.exception("flow %s -> %s: relay error", flow.client, flow.destination)
+            self.counters["tls_relay_internal_error"] += 1
+            flow.state, flow.error = "aborted", f"internal: {type(exc).__name__}"
+            _reset(host_writer)
         finally:
             if outer_writer is not None:
                 outer_writer.transport.abort()

@@ -22,6 +22,7 @@ from guest_agent.tls_divert import LOCAL_TABLE, PolicyMatcher, policy_routing
 from guest_agent.tls_gateway import validate
 from guest_agent.tls_relay import (
     GatewayError,
+    TlsRelay,
     authority,
     connect_request,
     connect_target,
@@ -71,6 +72,26 @@ def test_ca_issues_certificates_clients_verify(ca_dir: str, name: str) -> None:
     with pytest.raises(ssl.SSLCertVerificationError):  # the other name does not match
         other = "cn.example" if name == "gw.example" else "gw.example"
         _handshake(server, client, other)
+
+
+def test_relay_verifies_the_gateway_against_its_ca_and_name(
+        ca_dir: str, tmp_path: Path) -> None:
+    """The relay's client context: the configured CA and the gateway's name, nothing else."""
+    files = tls_ca.server_files(ca_dir, "gw.example")
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(files.certificate, files.key)
+    good = TlsRelay._tls_context(TlsGatewaySection(
+        ca_file=Path(tls_ca.ca_certificate_path(ca_dir)), keylog_file=tmp_path / "keys"))
+    _handshake(server, good, "gw.example")
+    assert "CLIENT_HANDSHAKE_TRAFFIC_SECRET" in (tmp_path / "keys").read_text()
+    with pytest.raises(ssl.SSLCertVerificationError):
+        _handshake(server, good, "evil.example")
+    other = str(tmp_path / "other")
+    tls_ca.create(other, {"gw.example": gateway.GW_ADDRESS})  # same name, another CA
+    stranger = TlsRelay._tls_context(TlsGatewaySection(
+        ca_file=Path(tls_ca.ca_certificate_path(other))))
+    with pytest.raises(ssl.SSLCertVerificationError):
+        _handshake(server, stranger, "gw.example")
 
 
 def test_ca_files_and_extensions(ca_dir: str) -> None:
