@@ -16,10 +16,11 @@ def render_tls_gateway(tls: dict[str, Any], console: Console) -> None:
     policy = tls.get("policy", {})
     title = (f"TLS gateway {gateway.get('name')} [{gateway.get('address')}]:{gateway.get('port')}"
              f" - TCP ports {policy.get('ports')} to {policy.get('destinations')}")
-    table = Table(title=f"{title}: outer sessions (one per relayed flow)")
+    table = Table(title=f"{title}: outer sessions, one per relayed flow (open, then the last "
+                        "closed)")
     for column in OUTER_COLUMNS:
         table.add_column(column, overflow="fold")
-    for flow in [*tls.get("outer_sessions", [])]:
+    for flow in [*tls.get("outer_sessions", []), *tls.get("recent", [])]:
         if isinstance(flow, dict):
             session = str(flow.get("outer_session") or "")
             row = {**flow, "outer_session": session[:16] + ("..." if len(session) > 16 else "")}
