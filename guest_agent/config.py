@@ -125,6 +125,9 @@ class TlsGatewaySection:
     address: IPv6Address = IPv6Address("2001:db8:8::3128")
     port: int = 3128
     ca_file: Path | None = None  # None: the system's trust store
+    # The terminal's certificate and key, if the gateway asks for one (PEM files)
+    client_cert: Path | None = None
+    client_key: Path | None = None
     keylog_file: Path | None = None  # SSLKEYLOGFILE of the outer sessions
     ports: list[int] = field(default_factory=lambda: [443])
     destinations: list[IPv6Network] = field(default_factory=list)

@@ -107,5 +107,9 @@ def validate(section: TlsGatewaySection) -> None:
                                                           section.divert_mark):
         raise ConfigError("[tls_gateway] reply_mark and divert_mark: two different non-zero "
                           "values (they are also routing table numbers)")
-    if section.ca_file is not None and not section.ca_file.is_file():
-        raise ConfigError(f"[tls_gateway] ca_file: {section.ca_file} does not exist")
+    for name in ("ca_file", "client_cert", "client_key"):
+        path = getattr(section, name)
+        if path is not None and not path.is_file():
+            raise ConfigError(f"[tls_gateway] {name}: {path} does not exist")
+    if section.client_key is not None and section.client_cert is None:
+        raise ConfigError("[tls_gateway] client_key without client_cert")

@@ -174,6 +174,9 @@ class TlsRelay:
         context = ssl.create_default_context(
             cafile=str(config.ca_file) if config.ca_file else None)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
+        if config.client_cert:
+            context.load_cert_chain(str(config.client_cert),
+                                    str(config.client_key) if config.client_key else None)
         if config.keylog_file:
             context.keylog_filename = str(config.keylog_file)
         return context

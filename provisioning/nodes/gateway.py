@@ -1,8 +1,9 @@
 """The TLS gateway of patent E8 (Fig. 38) in the test bed: `testbed up --tls-gateway` (issue 13).
 
 - `gw` node: Squid (Debian `squid-openssl`) with an `https_port` on 2001:db8:8::3128 port 3128
-  (certificate `gw.example` from the bed's test CA), a forward proxy that accepts only HTTP
-  CONNECT to ports 443/8443 and only from the home prefix, no cache, `pinger_enable off`,
+  (certificate `gw.example` from the bed's test CA; it requires a client certificate from the
+  same CA: the terminal's `mn.example`), a forward proxy that accepts only HTTP CONNECT to
+  ports 443/8443 and only from the home prefix, no cache, `pinger_enable off`,
   destinations from its own hosts file (names of the home zone). Its pid, logs and spool live
   in <state_dir>/gw/ (owned by Squid's unprivileged user `proxy`).
 - The `gw` link: a veth core:eth4 <-> gw:eth0. The gateway sits in the CN's /64 with a /128
@@ -24,11 +25,12 @@ from pyroute2 import IPRoute
 from provisioning import processes
 from provisioning.nodes import tls_ca
 from provisioning.nodes.dns import GW_ADDRESS, zone
-from provisioning.topology import CN_ADDRESS, namespace
+from provisioning.topology import CN_ADDRESS, HOME_ADDRESS, namespace
 
 GW_NODE = "gw"
 GW_NAME = "gw.example"
 CN_NAME = "cn.example"
+TERMINAL_NAME = "mn.example"  # the guest's client certificate: Squid admits only the CA's
 GW_PORT = 3128
 CONNECT_PORTS = (443, 8443)
 # The CN's HTTPS also on a port outside the policy: the direct path (through the MN-HA tunnel,
@@ -64,7 +66,7 @@ def render_squid_config(state_dir: str, home_prefix: str = "2001:db8:6::/64") ->
     lines = [
         "# mip6term test bed: the TLS gateway of patent E8 (issue 13)",
         f"https_port [{GW_ADDRESS}]:{GW_PORT} tls-cert={certificate.certificate} "
-        f"tls-key={certificate.key}",
+        f"tls-key={certificate.key} clientca={tls_ca.ca_certificate_path(state_dir)}",
         f"acl home src {home_prefix}",
         f"acl tunnel_ports port {ports}",
         "acl CONNECT method CONNECT",
@@ -126,7 +128,7 @@ def create_certificates(state_dir: str) -> str:
     """The test CA, gw.example's and cn.example's certificates; returns the CA's path."""
     owner = pwd.getpwnam(SQUID_USER)
     return tls_ca.create(state_dir, {GW_NAME: GW_ADDRESS, CN_NAME: CN_ADDRESS},
-                         key_owner=(0, owner.pw_gid))
+                         key_owner=(0, owner.pw_gid), clients={TERMINAL_NAME: HOME_ADDRESS})
 
 
 def start_squid(state_dir: str, prefix: str) -> None:
@@ -174,9 +176,11 @@ def start(state_dir: str, prefix: str) -> None:
 
 def guest_tables(state_dir: str) -> dict[str, dict[str, object]]:
     """The guest agent's [tls_gateway] table for this bed."""
+    terminal = tls_ca.server_files(state_dir, TERMINAL_NAME)
     return {"tls_gateway": {
         "enabled": True, "name": GW_NAME, "address": str(GW_ADDRESS), "port": GW_PORT,
         "ca_file": tls_ca.ca_certificate_path(state_dir),
+        "client_cert": terminal.certificate, "client_key": terminal.key,
         "keylog_file": keylog_path(state_dir),
         "ports": list(CONNECT_PORTS),
     }}

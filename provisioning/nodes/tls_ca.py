@@ -1,8 +1,10 @@
 """The test bed's small certificate authority (issue 13), built with `cryptography`.
 
 One CA (EC P-256, 10 years, basicConstraints CA:TRUE pathlen 0) issues a server certificate
-for the TLS gateway (`gw.example`) and one for the correspondent (`cn.example`); each carries
-its name and its IPv6 address as subjectAltName, serverAuth only. Files in <state_dir>/tls/:
+for the TLS gateway (`gw.example`) and one for the correspondent (`cn.example`), serverAuth,
+and a client certificate for the terminal (`mn.example`, clientAuth) with which the guest
+authenticates itself to the gateway; each carries its name and its IPv6 address as
+subjectAltName. Files in <state_dir>/tls/:
 ca.pem (what `mip6term testbed ca` prints and clients trust), <name>.pem + <name>.key (key
 mode 0640). Keys are fresh per bed: nothing secret is ever checked in.
 """
@@ -82,9 +84,11 @@ def make_ca(now: datetime.datetime | None = None) -> tuple[ec.EllipticCurvePriva
 
 
 def issue_server(ca_key: ec.EllipticCurvePrivateKey, ca_cert: x509.Certificate, dns_name: str,
-                 address: IPv6Address | None = None, now: datetime.datetime | None = None
+                 address: IPv6Address | None = None, now: datetime.datetime | None = None,
+                 usage: x509.ObjectIdentifier = ExtendedKeyUsageOID.SERVER_AUTH,
                  ) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    """A serverAuth certificate for `dns_name` (and `address`) signed by the CA."""
+    """A certificate for `dns_name` (and `address`) signed by the CA: serverAuth, or
+    `usage` = clientAuth for a terminal that authenticates itself to the gateway."""
     now = now or datetime.datetime.now(datetime.UTC)
     key = ec.generate_private_key(ec.SECP256R1())
     names: list[x509.GeneralName] = [x509.DNSName(dns_name)]
@@ -98,7 +102,7 @@ def issue_server(ca_key: ec.EllipticCurvePrivateKey, ca_cert: x509.Certificate, 
         .not_valid_before(now - _BACKDATE).not_valid_after(now + _VALIDITY)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.SubjectAlternativeName(names), critical=False)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
                        critical=False)
         .sign(ca_key, hashes.SHA256())
@@ -107,10 +111,13 @@ def issue_server(ca_key: ec.EllipticCurvePrivateKey, ca_cert: x509.Certificate, 
 
 
 def create(state_dir: str, servers: dict[str, IPv6Address | None],
-           key_owner: tuple[int, int] | None = None) -> str:
-    """Write the CA and one certificate per server name; returns the CA certificate's path.
+           key_owner: tuple[int, int] | None = None,
+           clients: dict[str, IPv6Address | None] | None = None) -> str:
+    """Write the CA and one certificate per server name (and per client name: clientAuth,
+    key mode 0600); returns the CA certificate's path.
 
-    `key_owner` (uid, gid) is given to the key files (Squid reads its key after dropping root).
+    `key_owner` (uid, gid) is given to the servers' key files (Squid reads its key after
+    dropping root).
     """
     directory = tls_dir(state_dir)
     os.makedirs(directory, mode=0o755, exist_ok=True)
@@ -125,4 +132,10 @@ def create(state_dir: str, servers: dict[str, IPv6Address | None],
         _write(files.key, _key_pem(key), 0o640)
         if key_owner is not None:
             os.chown(files.key, *key_owner)
+    for name, address in (clients or {}).items():
+        key, cert = issue_server(ca_key, ca_cert, name, address,
+                                 usage=ExtendedKeyUsageOID.CLIENT_AUTH)
+        files = server_files(state_dir, name)
+        _write(files.certificate, cert.public_bytes(pem), 0o644)
+        _write(files.key, _key_pem(key), 0o600)
     return ca_certificate_path(state_dir)

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from provisioning import netns, processes
-from provisioning.nodes import gateway
+from provisioning.nodes import gateway, tls_ca
 from provisioning.topology import CN_ADDRESS, CN_EXTRA_ADDRESSES, HOME_ADDRESS, VISITED_B
 from tests.netns.capture import capture
 from tests.netns.conftest import BedHandle, _bring_up
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.netns
 
 POOL = IPv4Network("198.18.0.0/24")
 CN_AUTHORITY = f"[{CN_ADDRESS}]:443"
-CURL_RESET = {7, 35, 52, 56}  # connect failed / TLS handshake reset / empty reply / recv fail
+CURL_RESET = {7, 35, 52, 55, 56}  # connect failed, TLS handshake, empty reply, send, recv
 CURL_TIMEOUT = 28
 
 
@@ -106,6 +106,25 @@ def test_curl_https_through_the_gateway_ipv4_and_ipv6(bed: BedHandle, ca: str) -
     served = Path(bed.state_dir, "cn-https.log").read_text().splitlines()
     gets = [line for line in served if '"GET / HTTP/1.1" 200' in line]
     assert len(gets) == 2 and all(g.startswith(str(gateway.GW_ADDRESS)) for g in gets), served
+
+
+def test_gateway_admits_only_terminals_with_a_certificate_from_the_ca(
+        bed: BedHandle, ca: str) -> None:
+    """Squid requires a client certificate from the bed's CA: the guest presents the
+    terminal's (mn.example); a host of the home prefix without one is turned away."""
+    terminal = tls_ca.server_files(bed.state_dir, gateway.TERMINAL_NAME)
+    via_gateway = ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "15",
+                   "--proxy", f"https://gw.example:{gateway.GW_PORT}",
+                   "--resolve", f"gw.example:{gateway.GW_PORT}:{gateway.GW_ADDRESS}",
+                   "--resolve", f"cn.example:443:{CN_ADDRESS}",
+                   "--proxy-cacert", ca, "--cacert", ca]
+    refused = bed.exec("dns", *via_gateway, "https://cn.example/", timeout=30)
+    assert refused.returncode in CURL_RESET, refused.stderr
+    cache_log = Path(gateway.gw_dir(bed.state_dir), "cache.log").read_text()
+    assert "failure while accepting a TLS connection" in cache_log
+    admitted = bed.exec("dns", *via_gateway, "--proxy-cert", terminal.certificate,
+                        "--proxy-key", terminal.key, "https://cn.example/", timeout=30)
+    assert (admitted.returncode, admitted.stdout) == (0, b"200"), admitted.stderr
 
 
 # ---------------------------------------------------------------- 2

@@ -42,7 +42,8 @@ CN = IPv6Address("2001:db8:8::1001")
 @pytest.fixture(scope="module")
 def ca_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
     sdir = str(tmp_path_factory.mktemp("bed"))
-    tls_ca.create(sdir, {"gw.example": gateway.GW_ADDRESS, "cn.example": CN})
+    tls_ca.create(sdir, {"gw.example": gateway.GW_ADDRESS, "cn.example": CN},
+                  clients={"mn.example": HOA})
     return sdir
 
 
@@ -94,6 +95,30 @@ def test_relay_verifies_the_gateway_against_its_ca_and_name(
         _handshake(server, stranger, "gw.example")
 
 
+def test_the_relay_presents_the_terminal_certificate_when_asked(ca_dir: str) -> None:
+    files = tls_ca.server_files(ca_dir, "gw.example")
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(files.certificate, files.key)
+    server.load_verify_locations(tls_ca.ca_certificate_path(ca_dir))
+    server.verify_mode = ssl.CERT_REQUIRED  # as Squid's clientca=
+    terminal = tls_ca.server_files(ca_dir, "mn.example")
+    ca = Path(tls_ca.ca_certificate_path(ca_dir))
+    with_cert = TlsRelay._tls_context(TlsGatewaySection(
+        ca_file=ca, client_cert=Path(terminal.certificate), client_key=Path(terminal.key)))
+    _handshake(server, with_cert, "gw.example")
+    without = TlsRelay._tls_context(TlsGatewaySection(ca_file=ca))
+    with pytest.raises(ssl.SSLError, match="CERTIFICATE"):  # the server side refuses
+        _handshake(server, without, "gw.example")
+
+
+def test_terminal_certificate_is_for_client_auth(ca_dir: str) -> None:
+    files = tls_ca.server_files(ca_dir, "mn.example")
+    cert = x509.load_pem_x509_certificate(Path(files.certificate).read_bytes())
+    usage = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert list(usage) == [x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]
+    assert stat.S_IMODE(os.stat(files.key).st_mode) == 0o600
+
+
 def test_ca_files_and_extensions(ca_dir: str) -> None:
     ca = x509.load_pem_x509_certificate(Path(tls_ca.ca_certificate_path(ca_dir)).read_bytes())
     assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
@@ -112,7 +137,8 @@ def test_squid_config_is_a_connect_only_tls_forward_proxy() -> None:
     conf = gateway.render_squid_config("/run/mip6term/t").splitlines()
     assert conf[1].startswith("https_port [2001:db8:8::3128]:3128 "
                               "tls-cert=/run/mip6term/t/tls/gw.example.pem "
-                              "tls-key=/run/mip6term/t/tls/gw.example.key")
+                              "tls-key=/run/mip6term/t/tls/gw.example.key "
+                              "clientca=/run/mip6term/t/tls/ca.pem")
     for line in ("acl tunnel_ports port 443 8443", "http_access deny !CONNECT",
                  "http_access deny !tunnel_ports", "acl home src 2001:db8:6::/64",
                  "http_access allow home", "http_access deny all", "cache deny all",
@@ -225,6 +251,8 @@ def test_bed_writes_the_guest_policy_and_the_agent_reads_it(tmp_path: Path) -> N
     assert tls.port == 3128 and tls.ports == [443, 8443]
     assert tls.ca_file == Path(tls_ca.ca_certificate_path(sdir))
     assert tls.keylog_file == Path(gateway.keylog_path(sdir))
+    assert tls.client_cert == Path(sdir, "tls", "mn.example.pem")
+    assert tls.client_key == Path(sdir, "tls", "mn.example.key")
     plain = tmp_path / "plain"
     plain.mkdir()
     agents.write_configs(str(plain))
@@ -235,6 +263,7 @@ def test_bed_writes_the_guest_policy_and_the_agent_reads_it(tmp_path: Path) -> N
     ({"ports": []}, "ports"), ({"ports": [443, 70000]}, "ports"), ({"port": 0}, "port"),
     ({"connect_timeout": 0}, "connect_timeout"), ({"reply_mark": 0x1302}, "mark"),
     ({"ca_file": Path("/nonexistent/ca.pem")}, "ca_file"),
+    ({"client_cert": Path("/nonexistent/mn.pem")}, "client_cert"),
 ])
 def test_bad_policy_is_one_clear_config_error(changes: dict[str, object], message: str) -> None:
     section = TlsGatewaySection(enabled=True, **changes)  # type: ignore[arg-type]
