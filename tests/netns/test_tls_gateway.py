@@ -8,7 +8,6 @@ checked by tcpdump + tshark, the outer layer decrypted with the guest's key log.
 
 from __future__ import annotations
 
-import hashlib
 import subprocess
 import time
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from provisioning.nodes import gateway, tls_ca
 from provisioning.topology import CN_ADDRESS, CN_EXTRA_ADDRESSES, HOME_ADDRESS, VISITED_B
 from tests.netns.capture import capture
 from tests.netns.conftest import BedHandle, _bring_up
+from tests.netns.test_ipv4_apps import sha256_file
 from tests.netns.test_mobility_e2e import wait_registered
 
 pytestmark = pytest.mark.netns
@@ -182,14 +182,6 @@ def test_captures_show_only_the_gateway_outside_and_the_cn_inside(
 
 # ---------------------------------------------------------------- 3
 
-def sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def relaying(bed: BedHandle, timeout: float = 20) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -230,7 +222,7 @@ def test_20mb_download_survives_moves_in_one_outer_session(
             proc.kill()
             proc.communicate()
     assert proc.returncode == 0, err.decode()
-    assert sha256(out) == sha256(Path(bed.state_dir, "www", "big"))
+    assert sha256_file(out) == sha256_file(Path(bed.state_dir, "www", "big"))
     _tls, counters = tls_status(bed)
     assert counters["tls_outer_sessions"] - before["tls_outer_sessions"] == 1
     assert counters.get("tls_relay_aborted", 0) == before.get("tls_relay_aborted", 0)

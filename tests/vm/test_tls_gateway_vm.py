@@ -7,28 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from provisioning import topology
-from tests.netns.conftest import BedHandle, _cli
+from tests.netns.conftest import BedHandle
 from tests.netns.test_tls_gateway import CN_AUTHORITY, curl
-from tests.vm.conftest import VM_BED_UP_TIMEOUT, new_prefix, vm_tier_available
+from tests.vm.conftest import bring_up_vm_bed
 
 pytestmark = pytest.mark.vm
 
 
 @pytest.fixture
 def vm_tls_bed() -> Iterator[BedHandle]:
-    reason = vm_tier_available()
-    if reason:
-        pytest.skip(reason)
-    prefix = new_prefix()
-    bed = BedHandle(prefix=prefix, state_dir=topology.state_dir(prefix))
-    try:
-        result = _cli("testbed", "up", "--prefix", prefix, "--guest", "vm", "--tls-gateway",
-                      timeout=VM_BED_UP_TIMEOUT)
-        assert result.returncode == 0, f"testbed up --guest vm --tls-gateway: {result.stderr}"
-        yield bed
-    finally:
-        _cli("testbed", "down", "--prefix", prefix, timeout=120)
+    yield from bring_up_vm_bed("--tls-gateway")
 
 
 def test_https_through_the_gateway_with_the_vm_guest(vm_tls_bed: BedHandle) -> None:
