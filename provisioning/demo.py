@@ -134,6 +134,10 @@ def run_demo(console: Console, prefix: str = "demo", keep: bool = False,
             report.tls_gateway_ok = show_tls_gateway(console, prefix, sdir)
         report.counters = status_module.collect(sdir)["counters"]
         _print_report(console, report)
+        if guest == "lite":  # issue 10: the MAP domain, in a bed of its own
+            from provisioning.demo_hmip import run_hmip_demo
+
+            report.intact = run_hmip_demo(console, f"{prefix}h") and report.intact
         return report
     finally:
         if not keep:

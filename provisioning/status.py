@@ -8,7 +8,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from provisioning import control
+from provisioning import control, status_hmip
 from provisioning.errors import ProvisioningError
 from provisioning.nodes.agents import GUEST, HOME_AGENT_NODE, socket_path
 
@@ -48,7 +48,9 @@ def collect(state_dir: str, ask: Callable[[str, dict[str, Any], float], dict[str
             errors[node] = str(exc)
     if len(errors) == 2:
         raise ProvisioningError(f"no agent answered in {state_dir} (is the test bed up with agents?)")
-    return merge(answers[GUEST], answers[HOME_AGENT_NODE], errors)
+    merged = merge(answers[GUEST], answers[HOME_AGENT_NODE], errors)
+    status_hmip.collect(state_dir, merged, ask)  # MAP and RA daemons of an --hmip bed
+    return merged
 
 
 def _rows(entries: Any) -> list[dict[str, Any]]:
@@ -88,6 +90,7 @@ def render(merged: dict[str, Any], console: Console) -> None:
         from provisioning.status_tls import render_tls_gateway  # issue 13 (E8)
 
         render_tls_gateway(guest["tls_gateway"], console)
+    status_hmip.render(merged, console)
     counters = Table(title="Counters")
     for col in ("node", "counter", "value"):
         counters.add_column(col)
