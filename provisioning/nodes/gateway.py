@@ -6,7 +6,7 @@
   ports 443/8443 and only from the home prefix, no cache, `pinger_enable off`,
   destinations from its own hosts file (names of the home zone). Its pid, logs and spool live
   in <state_dir>/gw/ (owned by Squid's unprivileged user `proxy`).
-- The `gw` link: a veth core:eth4 <-> gw:eth0. The gateway sits in the CN's /64 with a /128
+- The `gw` link: a veth core:gw0 <-> gw:eth0. The gateway sits in the CN's /64 with a /128
   (core routes 2001:db8:8::3128/128 onto eth4; the CN reaches it through the core router), so
   the CN link itself is unchanged.
 - The CN serves HTTPS (`cn.example`, network/correspondent/https_server.py) on ports 443 and
@@ -36,7 +36,7 @@ CONNECT_PORTS = (443, 8443)
 # The CN's HTTPS also on a port outside the policy: the direct path (through the MN-HA tunnel,
 # no gateway) that benchmarks/tls_gateway.py measures as the reference in the same bed.
 DIRECT_HTTPS_PORT = 4443
-CORE_GW_IFNAME = "eth4"
+CORE_GW_IFNAME = "gw0"  # not ethN: other flags add core interfaces (--hmip: eth4, eth5)
 CORE_LINK_LOCAL = "fe80::1"
 SQUID = "/usr/sbin/squid"
 SQUID_USER = "proxy"
