@@ -18,6 +18,7 @@ from guest_agent.config import AgentConfig
 from guest_agent.dataplane import GuestDataPlane
 from guest_agent.hmip import TerminalHmip
 from guest_agent.host_side import HostSide
+from guest_agent.route_optimisation import RouteOptimisation
 from guest_agent.security import MOBILITY, TUNNELLED, GuestSecurity
 from guest_agent.tls_gateway import make_tls_gateway
 from netstack.mobility.constants import MobilityTimers
@@ -125,6 +126,9 @@ class GuestAgent:
             if self.tls_gateway is not None:
                 self.tls_gateway.attach_host(self.host_side)
             self.hmip.switch_on_scenario(self.host_side)  # table 220: the configured MAP type
+        self.route_optimisation = RouteOptimisation.from_config(  # E3 Fig. 20: 10011 / 11001
+            config, hmip=self.hmip.enabled, dataplane=self.dataplane, node=self.node,
+            counters=self.counters, scenarios=self.host_side.scenarios if self.host_side else None)
         self.loop: NodeLoop | None = None
         self.care_of_address: IPv6Address | None = None
         self.started_at = time.monotonic()
@@ -162,6 +166,7 @@ class GuestAgent:
     def on_timer(self, now: float) -> None:
         self.nd.handle_timer(now)
         self.mobile_node.handle_timer(now)
+        self.route_optimisation.handle_timer(now)
         self.hmip.handle_timer(now)
         if self.host_side is not None:
             self.host_side.handle_timer(now)
@@ -196,6 +201,8 @@ class GuestAgent:
                 next_header = packet[6]
             if next_header == 58 and len(packet) > 40 and packet[40] in _ND_ICMP_TYPES:
                 self.node.handle_icmpv6(packet, bytes(frame[6:12]), now)
+            elif self.route_optimisation.receive(packet, now, tun_out):
+                continue  # RH2 data, a correspondent's signalling (receive routine 120)
             elif next_header in _MOBILITY_CHAIN:
                 self._handle_mobility(packet, now, tun_out)
             elif next_header == 50:
@@ -204,6 +211,7 @@ class GuestAgent:
                 inner = self.dataplane.inbound(packet)
                 if inner is not None:
                     tun_out.append(inner)
+        tun_out = self.route_optimisation.take_signalling(tun_out, now)  # HoTs
         tun_out = self.security.to_hoa(tun_out, now)  # end-to-end ESP terminates here
         host_side = self.host_side
         for packet in tun_out:
@@ -237,7 +245,9 @@ class GuestAgent:
         destination = parsed.effective_destination
         if self.hmip.take_mobility(parsed.src, destination, message, now, protected):
             return  # the MAP's answer to a local BU
-        if destination != self.home_address:
+        # a Binding Error goes to the offending packet's source, the CoA (RFC 6275 9.3.3)
+        to_coa = isinstance(message, BindingError) and destination == self.care_of_address
+        if destination != self.home_address and not to_coa:
             self.counters["rx_dropped_mh_not_for_home_address"] += 1
             return
         if isinstance(message, BindingAck):
@@ -293,9 +303,11 @@ class GuestAgent:
     def _send_from_home_address(self, packets: list[bytes], now: float) -> None:
         """Send routine 100: packets of the home address, tunnelled (or native at home)."""
         packets = self.security.from_hoa(packets, now)  # end-to-end ESP before the tunnel
+        packets = self.route_optimisation.outbound(packets, now)  # HAO, direct to bound CNs
         frames, unresolved = self.dataplane.outbound(packets)
         self.node.send_frames(frames)
-        if unresolved:
+        if unresolved or self.route_optimisation.signalling_pending:
+            self.route_optimisation.signalling_pending = False
             for packet in unresolved:
                 if self.dataplane.tunnel_up:
                     next_dst = self.mobile_node.home_agent
@@ -309,7 +321,7 @@ class GuestAgent:
 
         False when end-to-end ESP or the tunnel's state needs the per-packet path.
         """
-        if self.security.end_to_end is not None:
+        if self.security.end_to_end is not None or self.route_optimisation.takes(packet):
             return False
         items = self.dataplane.tunnel_super_frame(packet, gso_size)
         if items is None:
@@ -339,6 +351,7 @@ class GuestAgent:
                 if via_map:  # HMIPv6 registration type 1
                     packet, next_dst = self.hmip.through_map(packet)
                 self.node.send_packet(packet, next_dst, now)
+            progressed = self.route_optimisation.flush(now) or progressed
             if not progressed:
                 break
         self.node.flush()
@@ -349,6 +362,7 @@ class GuestAgent:
                 [
                     self.nd.get_timer(),
                     self.mobile_node.get_timer(),
+                    self.route_optimisation.get_timer(),
                     self.hmip.get_timer(),
                     self.host_side.get_timer() if self.host_side is not None else None,
                 ]
@@ -378,6 +392,7 @@ class GuestAgent:
             self.mobile_node.detach(now)
 
     def _on_mobility_event(self, event: object, now: float) -> None:
+        self.route_optimisation.on_mobility_event(event, now)
         if isinstance(event, BindingAccepted):
             # BA routine 60 (scenario 10001 for now): set up the mobile tunnel (step 506).
             self.dataplane.set_tunnel(event.care_of_address.packed, event.destination.packed)
@@ -429,7 +444,8 @@ class GuestAgent:
     def status(self) -> dict[str, Any]:
         now = time.monotonic()
         mn = self.mobile_node.as_dict(now)
-        counters = merged_counters(self.counters, self.nd.counters, self.mobile_node.counters)
+        counters = merged_counters(self.counters, self.nd.counters, self.mobile_node.counters,
+                                   self.route_optimisation.registrations.counters)
         return {
             "node": self.config.node.name,
             "role": "mobile_node",
@@ -442,7 +458,9 @@ class GuestAgent:
                 "care_of_address": _addr(self.dataplane.care_of_address),
                 "home_agent": _addr(self.dataplane.home_agent),
             },
-            "binding_update_list": mn["binding_update_list"] + self.hmip.local_binding_update_list(now),
+            "binding_update_list": (mn["binding_update_list"] + self.hmip.local_binding_update_list(now)
+                                    + self.route_optimisation.rows(now)),
+            "route_optimisation": self.route_optimisation.status(now),
             "hmip": self.hmip.status(now),
             "refusal": self.last_refusal,
             "handovers": self.handovers,

@@ -75,6 +75,11 @@ class GuestDataPlane:
         self._eth_header = (mac + self.own_mac + _ETHERTYPE_IPV6) if mac else None
 
     @property
+    def next_hop_header(self) -> bytes | None:
+        """The Ethernet header towards the default router (None while unresolved)."""
+        return self._eth_header
+
+    @property
     def tunnel_up(self) -> bool:
         return self._encapsulator is not None
 

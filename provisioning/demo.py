@@ -37,6 +37,8 @@ class DemoReport:
     transfer_seconds: float = 0.0
     counters: dict[str, dict[str, int]] = field(default_factory=dict)
     tls_gateway_ok: bool | None = None  # issue 13 (lite guest only)
+    route_optimised: bool | None = None  # issue 9: direct path up before and after a move
+    sip_call: dict[str, Any] | None = None  # issue 12 (lite demo)
 
 
 def _wait_registered(sdir: str, timeout: float = 20.0) -> dict[str, Any]:
@@ -85,7 +87,7 @@ def run_demo(console: Console, prefix: str = "demo", keep: bool = False,
                                                               log=console.print))
         else:
             with console.status("building the test bed (namespaces, bridges, radvd, HA, CN)..."):
-                sdir = testbed_module.up(testbed_module.UpOptions(prefix=prefix,
+                sdir = testbed_module.up(testbed_module.UpOptions(prefix=prefix, sip=True,
                                                                   tls_gateway=True))
         console.print(f"test bed [bold]{prefix}[/] up in {time.monotonic() - started:.1f}s "
                       f"(state in {sdir})")
@@ -132,12 +134,20 @@ def run_demo(console: Console, prefix: str = "demo", keep: bool = False,
             from provisioning.demo_tls import show_tls_gateway
 
             report.tls_gateway_ok = show_tls_gateway(console, prefix, sdir)
+        if guest != "vm":
+            from provisioning import demo_sip
+
+            report.sip_call = demo_sip.run(console, prefix, sdir)
         report.counters = status_module.collect(sdir)["counters"]
         _print_report(console, report)
         if guest == "lite":  # issue 10: the MAP domain, in a bed of its own
             from provisioning.demo_hmip import run_hmip_demo
 
             report.intact = run_hmip_demo(console, f"{prefix}h") and report.intact
+        if guest == "lite":  # issue 9: route optimisation, in a bed of its own
+            from provisioning import demo_ro
+
+            report.route_optimised = demo_ro.run_step(console, f"{prefix[:7]}r")
         return report
     finally:
         if not keep:
@@ -158,6 +168,12 @@ def _print_report(console: Console, report: DemoReport) -> None:
     if report.tls_gateway_ok is not None:
         table.add_row("HTTPS inside TLS via gw.example", "200" if report.tls_gateway_ok
                       else "[red]failed[/]")
+    if report.sip_call is not None:
+        from provisioning import demo_sip
+
+        row = demo_sip.report_row(report.sip_call)
+        if row is not None:
+            table.add_row(*row)
     for node, values in report.counters.items():
         drops = {k: v for k, v in values.items() if "drop" in k and v}
         table.add_row(f"{node} drops", ", ".join(f"{k}={v}" for k, v in sorted(drops.items()))

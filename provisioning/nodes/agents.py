@@ -124,7 +124,8 @@ def home_agent_config(state_dir: str, *, refuse_home_address: bool = False) -> d
 def write_configs(state_dir: str, *, refuse_home_address: bool = False,
                   translation: TranslationOptions | None = None,
                   ipsec: IpsecOptions | None = None, offloads: bool = False,
-                  guest_extra: Mapping[str, Mapping[str, TomlValue]] | None = None) -> None:
+                  guest_extra: Mapping[str, Mapping[str, TomlValue]] | None = None,
+                  route_optimisation: bool = False) -> None:
     """Both agents' config files. `offloads`: the agents read their links with
     PACKET_VNET_HDR, so the bed's veths may keep TSO/GRO (topology.OFFLOAD_ENDS).
     `guest_extra`: more tables of guest.toml (e.g. issue 13's [tls_gateway])."""
@@ -138,6 +139,10 @@ def write_configs(state_dir: str, *, refuse_home_address: bool = False,
                     tables[section] = {**tables[section], "offloads": True}
         if ipsec is not None:  # issue 4: [ipsec] and the MTUs that leave room for ESP
             apply_ipsec_config(tables, node, state_dir, ipsec)
+        if route_optimisation and node == GUEST:  # issue 9: testbed up --ro
+            from provisioning.nodes.route_optimisation import guest_tables
+
+            guest_tables(tables)  # type: ignore[arg-type]
         with open(config_path(state_dir, node), "w") as f:
             f.write(render_toml(tables))
 

@@ -7,8 +7,8 @@
   destinations from its own hosts file (names of the home zone). Its pid, logs and spool live
   in <state_dir>/gw/ (owned by Squid's unprivileged user `proxy`).
 - The `gw` link: a veth core:gw0 <-> gw:eth0. The gateway sits in the CN's /64 with a /128
-  (core routes 2001:db8:8::3128/128 onto eth4; the CN reaches it through the core router), so
-  the CN link itself is unchanged.
+  (core routes 2001:db8:8::3128/128 onto gw0 and answers ND for it on the CN link), so the CN
+  link itself is unchanged.
 - The CN serves HTTPS (`cn.example`, network/correspondent/https_server.py) on ports 443 and
   8443 (through the gateway) and 4443 (outside the policy: direct through the tunnel) from
   the same web root as its HTTP server.
@@ -22,7 +22,7 @@ import sys
 
 from pyroute2 import IPRoute
 
-from provisioning import processes
+from provisioning import netns, processes
 from provisioning.nodes import tls_ca
 from provisioning.nodes.dns import GW_ADDRESS, zone
 from provisioning.topology import CN_ADDRESS, HOME_ADDRESS, namespace
@@ -38,6 +38,8 @@ CONNECT_PORTS = (443, 8443)
 DIRECT_HTTPS_PORT = 4443
 CORE_GW_IFNAME = "gw0"  # not ethN: other flags add core interfaces (--hmip: eth4, eth5)
 CORE_LINK_LOCAL = "fe80::1"
+CORE_CN_IFNAME = "eth3"  # core's end of the CN link (topology.FIG1)
+NTF_PROXY = 0x08  # a proxy neighbour entry (ip -6 neigh add proxy ...)
 SQUID = "/usr/sbin/squid"
 SQUID_USER = "proxy"
 
@@ -104,10 +106,15 @@ def render_hosts() -> str:
 
 
 def build_node(prefix: str) -> None:
-    """The gw namespace, its link to the core router and the routes to and from it."""
+    """The gw namespace, its link to the core router and the routes to and from it.
+
+    The CN believes its whole /64 is on its link, so core answers neighbour solicitations for
+    the gateway's address on the CN link (proxy ND): the CN's kernel stack and its userspace
+    correspondent daemon (--ro, e2e IPsec) both reach the gateway through core, no route in
+    the CN needed."""
     from provisioning import testbed  # the bed's netlink helpers (testbed imports us)
 
-    ns, core, cn = (namespace(prefix, n) for n in (GW_NODE, "core", "cn"))
+    ns, core = namespace(prefix, GW_NODE), namespace(prefix, "core")
     testbed._prepare_namespace(ns, router=False)
     testbed._create_veth(core, CORE_GW_IFNAME, ns, "eth0")
     testbed._add_address(core, CORE_GW_IFNAME, f"{CORE_LINK_LOCAL}/64")
@@ -120,8 +127,10 @@ def build_node(prefix: str) -> None:
     with IPRoute(netns=ns) as ipr:
         ipr.route("add", dst="::/0", gateway=CORE_LINK_LOCAL,
                   oif=testbed._link_index(ipr, "eth0"), family=10)
-    with IPRoute(netns=cn) as ipr:  # not on-link for the CN, whatever its /64 says
-        ipr.route("add", dst=f"{GW_ADDRESS}/128", gateway="2001:db8:8::1", family=10)
+    netns.write_sysctl(core, f"ipv6/conf/{CORE_CN_IFNAME}/proxy_ndp", 1)
+    with IPRoute(netns=core) as ipr:
+        ipr.neigh("add", dst=str(GW_ADDRESS), ifindex=testbed._link_index(ipr, CORE_CN_IFNAME),
+                  flags=NTF_PROXY, family=10)
 
 
 def create_certificates(state_dir: str) -> str:
