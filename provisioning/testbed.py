@@ -261,7 +261,7 @@ def up(options: UpOptions) -> str:
         host.configure(sdir, namespace(prefix, host.HOST_NODE), translation)
     if options.sip:
         sip.start(sdir, prefix, home_ipv4=str(translation.addresses()[2]),
-                  cn_kernel_routes=not ipsec.end_to_end, with_phones=options.agents)
+                  with_phones=options.agents)
     return sdir
 
 

@@ -20,10 +20,8 @@ import os
 import pwd
 import sys
 
-from pyroute2 import IPRoute
-
-from provisioning import netns, processes
-from provisioning.nodes import tls_ca
+from provisioning import processes
+from provisioning.nodes import stub_node, tls_ca
 from provisioning.nodes.dns import GW_ADDRESS, zone
 from provisioning.topology import CN_ADDRESS, HOME_ADDRESS, namespace
 
@@ -38,8 +36,6 @@ CONNECT_PORTS = (443, 8443)
 DIRECT_HTTPS_PORT = 4443
 CORE_GW_IFNAME = "gw0"  # not ethN: other flags add core interfaces (--hmip: eth4, eth5)
 CORE_LINK_LOCAL = "fe80::1"
-CORE_CN_IFNAME = "eth3"  # core's end of the CN link (topology.FIG1)
-NTF_PROXY = 0x08  # a proxy neighbour entry (ip -6 neigh add proxy ...)
 SQUID = "/usr/sbin/squid"
 SQUID_USER = "proxy"
 
@@ -106,31 +102,8 @@ def render_hosts() -> str:
 
 
 def build_node(prefix: str) -> None:
-    """The gw namespace, its link to the core router and the routes to and from it.
-
-    The CN believes its whole /64 is on its link, so core answers neighbour solicitations for
-    the gateway's address on the CN link (proxy ND): the CN's kernel stack and its userspace
-    correspondent daemon (--ro, e2e IPsec) both reach the gateway through core, no route in
-    the CN needed."""
-    from provisioning import testbed  # the bed's netlink helpers (testbed imports us)
-
-    ns, core = namespace(prefix, GW_NODE), namespace(prefix, "core")
-    testbed._prepare_namespace(ns, router=False)
-    testbed._create_veth(core, CORE_GW_IFNAME, ns, "eth0")
-    testbed._add_address(core, CORE_GW_IFNAME, f"{CORE_LINK_LOCAL}/64")
-    testbed._add_address(ns, "eth0", f"{GW_ADDRESS}/128")
-    testbed._set_up(core, CORE_GW_IFNAME)
-    testbed._set_up(ns, "eth0")
-    with IPRoute(netns=core) as ipr:
-        ipr.route("add", dst=f"{GW_ADDRESS}/128", oif=testbed._link_index(ipr, CORE_GW_IFNAME),
-                  family=10)
-    with IPRoute(netns=ns) as ipr:
-        ipr.route("add", dst="::/0", gateway=CORE_LINK_LOCAL,
-                  oif=testbed._link_index(ipr, "eth0"), family=10)
-    netns.write_sysctl(core, f"ipv6/conf/{CORE_CN_IFNAME}/proxy_ndp", 1)
-    with IPRoute(netns=core) as ipr:
-        ipr.neigh("add", dst=str(GW_ADDRESS), ifindex=testbed._link_index(ipr, CORE_CN_IFNAME),
-                  flags=NTF_PROXY, family=10)
+    """The gw namespace, its link to the core router and the routes to and from it."""
+    stub_node.build(prefix, GW_NODE, GW_ADDRESS, CORE_GW_IFNAME, CORE_LINK_LOCAL)
 
 
 def create_certificates(state_dir: str) -> str:
