@@ -36,7 +36,8 @@ def new_prefix() -> str:
 
 
 def bring_up_vm_bed(*extra: str) -> Iterator[BedHandle]:
-    """A whole bed with `--guest vm` (and `extra` flags), torn down afterwards."""
+    """A whole bed with `--guest vm` (and `extra` flags of `testbed up`), torn down afterwards
+    (VM, TAPs, namespaces)."""
     reason = vm_tier_available()
     if reason:
         pytest.skip(reason)
