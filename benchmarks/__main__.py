@@ -1,4 +1,5 @@
-"""`python -m benchmarks [inprocess|testbed|tayga|handover|hmip|ro|all] [--json out.json]`;
+"""`python -m benchmarks [inprocess|testbed|tayga|handover|hmip|ro|sip|tls-gateway|all]
+[--json out.json]`;
 `python -m benchmarks fuzz --inputs N`; `python -m benchmarks ha-scale`."""
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from collections.abc import Sequence
 from benchmarks import report
 from benchmarks.inprocess import DEFAULT_ITERATIONS, DEFAULT_REPEATS
 
-SUITES = ("inprocess", "testbed", "tayga", "handover", "hmip", "ro", "all")
+SUITES = ("inprocess", "testbed", "tayga", "handover", "hmip", "ro", "sip", "tls-gateway", "nemo",
+          "all")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,6 +69,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                                          ipsec="tunnel")
         results += found
         skipped += missing
+    if args.suite in ("nemo", "all"):
+        from benchmarks import nemo
+
+        with console.status(f"NEMO test bed {args.prefix}n"):
+            found, missing = nemo.run(f"{args.prefix}n", args.duration, keep=args.keep)
+        results += found
+        skipped += missing
     if args.suite in ("handover", "all"):
         from benchmarks import handover
 
@@ -81,6 +90,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                 found, missing = route_optimisation.handover()
             results += found
             skipped += missing
+    if args.suite in ("tls-gateway", "all"):
+        from benchmarks import tls_gateway
+
+        with console.status("HTTPS through the TLS gateway vs direct"):
+            found, missing = tls_gateway.run()
+        results += found
+        skipped += missing
+    if args.suite in ("sip", "all"):
+        from benchmarks import sip
+
+        with console.status("SIP calls (issue 12)"):
+            found, missing = sip.run()
+        results += found
+        skipped += missing
     if args.suite in ("hmip", "all"):
         from benchmarks import hmip_handover
 

@@ -111,6 +111,45 @@ class DnsSection:
 
 
 @dataclass
+class TlsGatewaySection:
+    """Patent E8 (issue 13): host TCP flows matching the policy are terminated in the guest
+    and carried inside a TLS session to the gateway (one HTTP CONNECT per connection).
+
+    `ports`: TCP destination ports that go through the gateway (the relay listens on each in
+    the guest); `destinations`: IPv6 prefixes they must be in (empty = any). `device` is the
+    TUN that hands the flows to the relay; `reply_mark` the relay's socket mark and, like
+    `divert_mark`, the number of its policy-routing table.
+    """
+
+    enabled: bool = False
+    name: str = "gw.example"  # verified against the gateway's certificate, and sent as SNI
+    address: IPv6Address = IPv6Address("2001:db8:8::3128")
+    port: int = 3128
+    ca_file: Path | None = None  # None: the system's trust store
+    # The terminal's certificate and key, if the gateway asks for one (PEM files)
+    client_cert: Path | None = None
+    client_key: Path | None = None
+    keylog_file: Path | None = None  # SSLKEYLOGFILE of the outer sessions
+    ports: list[int] = field(default_factory=lambda: [443])
+    destinations: list[IPv6Network] = field(default_factory=list)
+    connect_timeout: float = 1.5  # gateway unreachable: the host gets a reset within this
+    device: str = "tls0"
+    reply_mark: int = 0x1301
+    divert_mark: int = 0x1302
+
+
+@dataclass
+class SipAlgSection:
+    """The SIP/SDP ALG for IPv4 phones on the host (guest_agent/sip_alg_path.py, issue 12).
+
+    `enabled = false` is the control case: the IPv4 phone's SDP reaches the IPv6 side as is.
+    """
+
+    enabled: bool = True
+    ports: list[int] = field(default_factory=lambda: [5060])
+
+
+@dataclass
 class HmipSection:
     """HMIPv6 (RFC 5380, patent E6): use a MAP advertised in RAs; registration types 1-3
     (table 220 scenarios 10100/10200/10300, netstack.mobility.hmip)."""
@@ -125,6 +164,22 @@ class HmipSection:
 
 
 @dataclass
+class NemoSection:
+    """Mobile router (RFC 3963, patent E7): `prefixes` routed through the MR-HA tunnel and
+    advertised on the host link (virtual network 15). Empty: a plain mobile node.
+
+    `implicit`: the BU carries only the R flag; the home agent knows the prefixes.
+    """
+
+    prefixes: list[IPv6Network] = field(default_factory=list)
+    implicit: bool = False
+    advertise: bool = True  # router advertisements on the host link
+    ra_min_interval: float = 3.0
+    ra_max_interval: float = 10.0
+    mtu: int | None = None  # MTU option in the RAs (default: none, the host link's MTU)
+
+
+@dataclass
 class AgentConfig:
     node: NodeSection = field(default_factory=NodeSection)
     link: LinkSection = field(default_factory=LinkSection)
@@ -134,8 +189,11 @@ class AgentConfig:
     translation: TranslationSection = field(default_factory=TranslationSection)
     dns: DnsSection = field(default_factory=DnsSection)
     ipsec: IpsecSection = field(default_factory=IpsecSection)
+    tls_gateway: TlsGatewaySection = field(default_factory=TlsGatewaySection)
     route_optimisation: RouteOptimisationSection = field(default_factory=RouteOptimisationSection)
+    sip_alg: SipAlgSection = field(default_factory=SipAlgSection)
     hmip: HmipSection = field(default_factory=HmipSection)
+    nemo: NemoSection = field(default_factory=NemoSection)
 
     @property
     def translation_state_file(self) -> Path:

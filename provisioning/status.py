@@ -8,9 +8,11 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from provisioning import control, status_hmip
 from provisioning.errors import ProvisioningError
+from provisioning.nemo import status_tables as nemo_status_tables
 from provisioning.nodes.agents import GUEST, HOME_AGENT_NODE, socket_path
 from provisioning.nodes.correspondent import CORRESPONDENT
 
@@ -82,12 +84,15 @@ def _table(title: str, columns: tuple[str, ...], entries: Any) -> Table:
     for col in columns:
         table.add_column(col, overflow="fold")  # addresses wrap instead of being cut
     for entry in _rows(entries):
-        table.add_row(*("" if entry.get(c) is None else str(entry.get(c)) for c in columns))
+        # Text: values are data, never rich markup or emoji codes ("2001:db8:6:100::" holds ":100:")
+        table.add_row(*(Text("" if entry.get(c) is None else str(entry.get(c))) for c in columns))
     return table
 
 
 TRANSLATION_COLUMNS = ("ipv6", "ipv4", "lifetime", "remaining", "static", "home", "packets")
 SCENARIO_COLUMNS = ("number", "content", "state", "active")
+TERMINATION_COLUMNS = ("protocol", "src", "sport", "dst", "dport", "mobility_terminated",
+                       "end_to_end_terminated")
 
 
 def render(merged: dict[str, Any], console: Console) -> None:
@@ -104,7 +109,17 @@ def render(merged: dict[str, Any], console: Console) -> None:
             for row in guest["translation_table"] if isinstance(row, dict)
         ]
         console.print(_table("Translation table (table 230)", TRANSLATION_COLUMNS, rows))
+    if isinstance(guest, dict) and isinstance(guest.get("tls_gateway"), dict):
+        from provisioning.status_tls import render_tls_gateway  # issue 13 (E8)
+
+        render_tls_gateway(guest["tls_gateway"], console)
+    terminations = (guest.get("ipsec") or {}).get("terminations") if isinstance(guest, dict) else None
+    if terminations:  # issue 12: both ESP layers per flow (patent E5)
+        console.print(_table("ESP terminations per flow (mobility tunnel, end to end)",
+                             TERMINATION_COLUMNS, terminations))
     status_hmip.render(merged, console)
+    for title, columns, rows in nemo_status_tables(merged):  # NEMO (issue 11)
+        console.print(_table(title, columns, rows))
     counters = Table(title="Counters")
     for col in ("node", "counter", "value"):
         counters.add_column(col)

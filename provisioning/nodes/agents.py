@@ -9,6 +9,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
+from typing import Any
 
 from provisioning import control, processes
 from provisioning.errors import ProvisioningError
@@ -27,10 +28,12 @@ SOCKET_WAIT = 15.0
 # busy userspace HA can fail on a loaded machine: measured, handovers got slower, not faster.
 PROXY_DAD_RETRANS_TIMER = 0.05
 
-TomlValue = str | int | float | bool | Sequence[str]
+TomlValue = str | int | float | bool | Sequence[Any] | Mapping[str, Any]
 
 
 def _toml_value(value: TomlValue) -> str:
+    if isinstance(value, Mapping):  # an inline table (e.g. ha.toml's [nemo] mobile routers)
+        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -133,10 +136,13 @@ def home_agent_config(state_dir: str, *, refuse_home_address: bool = False) -> d
 def write_configs(state_dir: str, *, refuse_home_address: bool = False,
                   translation: TranslationOptions | None = None,
                   ipsec: IpsecOptions | None = None, offloads: bool = False,
+                  guest_extra: Mapping[str, Mapping[str, TomlValue]] | None = None,
                   route_optimisation: bool = False) -> None:
     """Both agents' config files. `offloads`: the agents read their links with
-    PACKET_VNET_HDR, so the bed's veths may keep TSO/GRO (topology.OFFLOAD_ENDS)."""
-    for node, tables in ((GUEST, guest_config(state_dir, translation)),
+    PACKET_VNET_HDR, so the bed's veths may keep TSO/GRO (topology.OFFLOAD_ENDS).
+    `guest_extra`: more tables of guest.toml (e.g. issue 13's [tls_gateway])."""
+    guest_tables = {**guest_config(state_dir, translation), **(guest_extra or {})}
+    for node, tables in ((GUEST, guest_tables),
                          (HOME_AGENT_NODE, home_agent_config(state_dir,
                                                              refuse_home_address=refuse_home_address))):
         if offloads:
