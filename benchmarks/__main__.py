@@ -1,4 +1,4 @@
-"""`python -m benchmarks [inprocess|testbed|tayga|handover|hmip|ro|all] [--json out.json]`;
+"""`python -m benchmarks [inprocess|testbed|tayga|handover|hmip|ro|sip|all] [--json out.json]`;
 `python -m benchmarks fuzz --inputs N`; `python -m benchmarks ha-scale`."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from benchmarks import report
 from benchmarks.inprocess import DEFAULT_ITERATIONS, DEFAULT_REPEATS
 
-SUITES = ("inprocess", "testbed", "tayga", "handover", "hmip", "ro", "all")
+SUITES = ("inprocess", "testbed", "tayga", "handover", "hmip", "ro", "sip", "all")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,6 +81,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 found, missing = route_optimisation.handover()
             results += found
             skipped += missing
+    if args.suite in ("sip", "all"):
+        from benchmarks import sip
+
+        with console.status("SIP calls (issue 12)"):
+            found, missing = sip.run()
+        results += found
+        skipped += missing
     if args.suite in ("hmip", "all"):
         from benchmarks import hmip_handover
 

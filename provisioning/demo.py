@@ -37,6 +37,7 @@ class DemoReport:
     transfer_seconds: float = 0.0
     counters: dict[str, dict[str, int]] = field(default_factory=dict)
     route_optimised: bool | None = None  # issue 9: direct path up before and after a move
+    sip_call: dict[str, Any] | None = None  # issue 12 (lite demo)
 
 
 def _wait_registered(sdir: str, timeout: float = 20.0) -> dict[str, Any]:
@@ -85,7 +86,7 @@ def run_demo(console: Console, prefix: str = "demo", keep: bool = False,
                                                               log=console.print))
         else:
             with console.status("building the test bed (namespaces, bridges, radvd, HA, CN)..."):
-                sdir = testbed_module.up(testbed_module.UpOptions(prefix=prefix))
+                sdir = testbed_module.up(testbed_module.UpOptions(prefix=prefix, sip=True))
         console.print(f"test bed [bold]{prefix}[/] up in {time.monotonic() - started:.1f}s "
                       f"(state in {sdir})")
         with console.status("mobile node: RS -> RA -> CoA -> BU to the HA -> BA ..."):
@@ -127,6 +128,10 @@ def run_demo(console: Console, prefix: str = "demo", keep: bool = False,
             report.bytes_received = out.stat().st_size if out.exists() else 0
             report.intact = (report.bytes_received == report.bytes_expected
                              and _sha256(out) == expected_sha)
+        if guest != "vm":
+            from provisioning import demo_sip
+
+            report.sip_call = demo_sip.run(console, prefix, sdir)
         report.counters = status_module.collect(sdir)["counters"]
         _print_report(console, report)
         if guest == "lite":  # issue 10: the MAP domain, in a bed of its own
@@ -154,6 +159,12 @@ def _print_report(console: Console, report: DemoReport) -> None:
     table.add_row("transfer", f"{report.bytes_received} of {report.bytes_expected} bytes in "
                   f"{report.transfer_seconds:.1f} s")
     table.add_row("byte-exact (sha256)", "yes" if report.intact else "[red]NO[/]")
+    if report.sip_call is not None:
+        from provisioning import demo_sip
+
+        row = demo_sip.report_row(report.sip_call)
+        if row is not None:
+            table.add_row(*row)
     for node, values in report.counters.items():
         drops = {k: v for k, v in values.items() if "drop" in k and v}
         table.add_row(f"{node} drops", ", ".join(f"{k}={v}" for k, v in sorted(drops.items()))

@@ -88,6 +88,8 @@ def _table(title: str, columns: tuple[str, ...], entries: Any) -> Table:
 
 TRANSLATION_COLUMNS = ("ipv6", "ipv4", "lifetime", "remaining", "static", "home", "packets")
 SCENARIO_COLUMNS = ("number", "content", "state", "active")
+TERMINATION_COLUMNS = ("protocol", "src", "sport", "dst", "dport", "mobility_terminated",
+                       "end_to_end_terminated")
 
 
 def render(merged: dict[str, Any], console: Console) -> None:
@@ -104,6 +106,10 @@ def render(merged: dict[str, Any], console: Console) -> None:
             for row in guest["translation_table"] if isinstance(row, dict)
         ]
         console.print(_table("Translation table (table 230)", TRANSLATION_COLUMNS, rows))
+    terminations = (guest.get("ipsec") or {}).get("terminations") if isinstance(guest, dict) else None
+    if terminations:  # issue 12: both ESP layers per flow (patent E5)
+        console.print(_table("ESP terminations per flow (mobility tunnel, end to end)",
+                             TERMINATION_COLUMNS, terminations))
     status_hmip.render(merged, console)
     counters = Table(title="Counters")
     for col in ("node", "counter", "value"):

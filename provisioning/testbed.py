@@ -18,7 +18,7 @@ from pyroute2 import IPRoute
 
 from provisioning import netns, processes, radvd
 from provisioning.errors import ProvisioningError
-from provisioning.nodes import agents, cn, correspondent, dns, host
+from provisioning.nodes import agents, cn, correspondent, dns, host, sip
 from provisioning.nodes import hmip as hmip_bed
 from provisioning.nodes import ipsec as ipsec_keys
 from provisioning.nodes import route_optimisation as ro_nodes
@@ -55,6 +55,8 @@ class UpOptions:
     idle_timeout: int = TranslationOptions.idle_timeout  # table 230 entry lifetime
     ipsec: str = ""  # issue 4: "signalling,tunnel,tunnel-only,e2e" (any combination)
     guest: str = "lite"  # issue 5: "vm" = the QEMU guest instead of the `guest` namespace
+    sip: bool = False  # issue 12: Kamailio in `sip`, baresip phones on host and cn
+    sip_alg: bool = True  # issue 12: the guest's SIP ALG (off = the 488 control case)
     log: Callable[[str], None] = print  # progress lines of the VM set-up
     hmip: bool = False  # issue 10: MAP domain (map, ar-c, our RA daemon on ar-a/ar-b)
     hmip_type: int = 1  # MAP registration type 1-3 (scenarios 10100/10200/10300)
@@ -233,6 +235,8 @@ def up(options: UpOptions) -> str:
     dns.start(sdir, namespace(prefix, dns.DNS_NODE))
     agents.write_configs(sdir, refuse_home_address=options.ha_refuse, translation=translation,
                          ipsec=ipsec, offloads=not vm_guest, route_optimisation=options.ro)
+    if options.sip:
+        sip.write_alg_config(sdir, enabled=options.sip_alg)
     if options.hmip:
         hmip_bed.enable_in_guest_config(sdir, options.hmip_type)
     if options.agents and vm_guest:
@@ -250,6 +254,9 @@ def up(options: UpOptions) -> str:
             agents.wait_ready(sdir, node)
     if options.agents:
         host.configure(sdir, namespace(prefix, host.HOST_NODE), translation)
+    if options.sip:
+        sip.start(sdir, prefix, home_ipv4=str(translation.addresses()[2]),
+                  cn_kernel_routes=not ipsec.end_to_end, with_phones=options.agents)
     return sdir
 
 

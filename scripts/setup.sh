@@ -5,11 +5,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(python3 python3-venv python3-pip iproute2 radvd tshark iperf3 nftables ethtool
-              dnsmasq-base tayga curl tcpdump procps psmisc kmod
+              dnsmasq-base tayga curl tcpdump procps psmisc kmod iputils-ping
               # the appliance VM (issue 5): image build, QEMU under libvirt, libvirt-python build
               qemu-system-x86 qemu-utils debootstrap e2fsprogs libvirt-daemon
               libvirt-daemon-driver-qemu libvirt-clients libvirt-dev pkg-config gcc python3-dev
-              openssh-client)
+              openssh-client
+              # SIP VoIP (issue 12): the proxy and the phones; stdbuf (coreutils) for their logs
+              kamailio baresip-core coreutils)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
