@@ -84,7 +84,7 @@ def _ba(bed: HaBed, hoa: str, timeout: float = 8.0) -> BindingAck | None:
 def _register(bed: HaBed, hoa: str, seq: int = 1, **kw) -> BindingAck:
     bed.tn.drain()
     _send_bu(bed, hoa, seq, **kw)
-    ba = _ba(bed)
+    ba = _ba(bed, hoa)
     assert ba is not None, "no BA"
     return ba
 
