@@ -294,16 +294,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--bus", type=int, default=10_000, help="BUs per rate measurement")
     parser.add_argument("--wire", type=int, metavar="N",
                         help="instead: N terminals over the wire through a bed (root)")
+    parser.add_argument("--wire-rate", type=float, default=4000.0,
+                        help="BUs per second the --wire sender paces to (default 4000)")
     args = parser.parse_args(argv)
     if args.wire:
         from benchmarks import ha_scale_wire
 
-        wire = ha_scale_wire.run(args.wire)
-        print(f"over the wire, {args.wire} terminals: first registration "
-              f"{int(wire['register_answered'])} answered ({wire['register_ba_per_s']:,.0f} BA/s "
-              f"incl. 1 s proxy DAD), refresh {int(wire['refresh_answered'])} answered "
-              f"({wire['refresh_ba_per_s']:,.0f} BA/s); {int(wire['bindings'])} bindings; the HA sent "
-              f"{int(wire['ha_tx'])} BAs, dropped {int(wire['ha_tx_dropped'])} on send")
+        wire = ha_scale_wire.run(args.wire, rate=args.wire_rate)
+        for phase in ("register", "refresh"):
+            print(f"over the wire, {args.wire} terminals, {phase}: "
+                  f"{int(wire[f'{phase}_answered'])} accepted "
+                  f"({int(wire[f'{phase}_first_round'])} in the first round, "
+                  f"{int(wire[f'{phase}_rounds'])} rounds, {wire[f'{phase}_seconds']:.1f} s, "
+                  f"{wire[f'{phase}_ba_per_s']:,.0f} BA/s)")
+        print(f"bindings held: {int(wire['bindings'])}; the HA sent {int(wire['ha_tx'])} "
+              f"mobility messages, dropped {int(wire['ha_tx_dropped'])} on send")
         return 0
     reference = codec_reference()
     rows = run(args.sizes, args.bus)
