@@ -15,6 +15,7 @@ from netstack.wire.ip6ip6 import Encapsulator
 from netstack.wire.offload import F_NEEDS_CSUM, GSO_NONE, Offload, SegmentationError, segment
 
 if TYPE_CHECKING:
+    from guest_agent.mobile_network import MobileNetwork
     from guest_agent.security import GuestSecurity
 
 IPPROTO_IPV6 = 41
@@ -51,6 +52,8 @@ class GuestDataPlane:
         # Segments may leave with CHECKSUM_PARTIAL, finished by the kernel further on, when
         # the visited link is written with PACKET_VNET_HDR (the agent sets this).
         self.partial_checksums = False
+        # NEMO: tunnelled packets for these prefixes are accepted (guest_agent.mobile_network)
+        self.mobile_network: MobileNetwork | None = None
 
     # ------------------------------------------------------------------ configuration
 
@@ -85,8 +88,11 @@ class GuestDataPlane:
 
     # ------------------------------------------------------------------ send routine 100
 
-    def outbound(self, packets: list[bytes]) -> tuple[list[bytes], list[bytes]]:
-        """Packets from `hoa0` (guest applications using the home address).
+    def outbound(
+        self, packets: list[bytes], *, forwarded: bool = False
+    ) -> tuple[list[bytes], list[bytes]]:
+        """Packets from `hoa0` (guest applications using the home address), or `forwarded`
+        from the mobile network (NEMO: their source is in a mobile network prefix).
 
         Returns (frames ready for the link, packets that need neighbour resolution first).
         """
@@ -111,7 +117,7 @@ class GuestDataPlane:
             if no_binding:
                 counters["tx_dropped_no_binding"] += 1
                 continue
-            if packet[8:24] != hoa:
+            if packet[8:24] != hoa and not forwarded:
                 # Only the home address may leave through the tunnel (RFC 6275 11.3.1).
                 counters["tx_dropped_not_home_address"] += 1
                 continue
@@ -200,7 +206,10 @@ class GuestDataPlane:
             counters["rx_dropped_malformed"] += 1
             return None
         inner = packet[40 : 40 + payload_length]
-        if inner[0] >> 4 != 6 or inner[24:40] != self.home_address:
+        if inner[0] >> 4 != 6 or (
+            inner[24:40] != self.home_address
+            and (self.mobile_network is None or not self.mobile_network.holds(inner[24:40]))
+        ):
             counters["rx_dropped_tunnel_inner_not_home_address"] += 1
             return None
         counters["rx_detunnelled"] += 1
