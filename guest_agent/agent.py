@@ -16,6 +16,7 @@ from typing import Any
 
 from guest_agent.config import AgentConfig
 from guest_agent.dataplane import GuestDataPlane
+from guest_agent.fast_path import VISITED_LINK_PROTOCOLS, AgentFastPath
 from guest_agent.host_side import HostSide
 from guest_agent.security import MOBILITY, TUNNELLED, GuestSecurity
 from netstack.mobility.constants import MobilityTimers
@@ -35,7 +36,7 @@ from netstack.nd.events import (
     RouterChanged,
 )
 from netstack.nd.host import NdHost
-from netstack.runtime.afpacket import PacketLink
+from netstack.runtime.afpacket_split import open_link
 from netstack.runtime.daemon import answer_control, merged_counters
 from netstack.runtime.link_node import LinkNode
 from netstack.runtime.linkconfig import LinkMonitor, configure_link, link_is_up
@@ -74,7 +75,8 @@ class GuestAgent:
         ifname = config.link.interface
         if config.link.manage_interface:
             configure_link(ifname, disable_ipv6=True, offloads_off=True)
-        self.link = PacketLink(ifname, vnet_hdr=config.link.offloads)
+        self.link = open_link(ifname, VISITED_LINK_PROTOCOLS if config.fastpath.enabled else None,
+                              vnet_hdr=config.link.offloads)
         # RFC 6275 11.5.1: after a link change the MN may solicit at once (no random delay).
         nd = NdHost(
             self.link.mac,
@@ -113,6 +115,7 @@ class GuestAgent:
                 config, self.counters, self._send_from_home_address, tunnel_mtu=config.tun.mtu,
                 send_super_frame=self._send_super_frame,
             )
+        self.fastpath = AgentFastPath(self)  # eBPF tc programs under this Python path
         self.loop: NodeLoop | None = None
         self.care_of_address: IPv6Address | None = None
         self.started_at = time.monotonic()
@@ -131,11 +134,13 @@ class GuestAgent:
             self.host_side.start(loop.loop)
             loop.add_reader(self.host_side.link, self._on_host_readable)
         now = loop.now()
+        self.fastpath.start(now)
         if link_is_up(self.config.link.interface):
             self.nd.link_up(now)
         self._after_input(now)
 
     def close(self) -> None:
+        self.fastpath.close()
         self.sa_state.save(time.monotonic())
         if self.host_side is not None:
             self.host_side.close()
@@ -148,6 +153,7 @@ class GuestAgent:
         self.mobile_node.handle_timer(now)
         if self.host_side is not None:
             self.host_side.handle_timer(now)
+        self.fastpath.handle_timer(now)
         self._after_input(now)
 
     # ------------------------------------------------------------------ inputs
@@ -306,6 +312,7 @@ class GuestAgent:
             if not progressed:
                 break
         self.node.flush()
+        self.fastpath.sync()  # the host's MAC, the scenarios (no-op when unchanged)
         if self.sa_state.processors:
             self.sa_state.maybe_save(now)
         if self.loop is not None:
@@ -314,6 +321,7 @@ class GuestAgent:
                     self.nd.get_timer(),
                     self.mobile_node.get_timer(),
                     self.host_side.get_timer() if self.host_side is not None else None,
+                    self.fastpath.get_timer(),
                 ]
             )
 
@@ -408,6 +416,7 @@ class GuestAgent:
             "neighbor_discovery": self.nd.as_dict(),
             "counters": counters,
             "ipsec": self.security.as_dict(now),
+            "fastpath": self.fastpath.as_dict(),
             "uptime": round(now - self.started_at, 3),
             **(self.host_side.status(now) if self.host_side is not None else {}),
         }

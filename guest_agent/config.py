@@ -7,6 +7,7 @@ from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from pathlib import Path
 
 from guest_agent.security import IpsecSection
+from netstack.fastpath.config import FastPathSection
 from netstack.runtime.configfile import NodeSection as CommonNodeSection
 from netstack.runtime.configfile import load_config
 
@@ -119,6 +120,7 @@ class AgentConfig:
     translation: TranslationSection = field(default_factory=TranslationSection)
     dns: DnsSection = field(default_factory=DnsSection)
     ipsec: IpsecSection = field(default_factory=IpsecSection)
+    fastpath: FastPathSection = field(default_factory=FastPathSection)
 
     @property
     def translation_state_file(self) -> Path:

@@ -41,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="IPsec: any of signalling,tunnel,tunnel-only,e2e (comma-separated; "
                        "tunnel = ESP around the IPv6-in-IPv6 tunnel, tunnel-only = ESP tunnel "
                        "without the mobile tunnel header)")
+    tb_up.add_argument("--no-fastpath", action="store_true",
+                       help="agents without the eBPF fast path: the pure Python data path")
     tb_up.add_argument("--guest", choices=("lite", "vm"), default="lite",
                        help="lite: the guest agent in a namespace; vm: the QEMU guest (issue 5)")
     tb_keys = tb_sub.add_parser("keys", help="the running bed's IPsec key files")
@@ -100,7 +102,8 @@ def _cmd_testbed(args: argparse.Namespace) -> int:
         options = testbed.UpOptions(prefix=args.prefix, agents=not args.no_agents,
                                     ha_refuse=args.ha_refuse, state_root=STATE_ROOT,
                                     pool=args.pool, idle_timeout=args.idle_timeout,
-                                    ipsec=args.ipsec, guest=args.guest)
+                                    ipsec=args.ipsec, guest=args.guest,
+                                    fastpath=not args.no_fastpath)
         try:
             sdir = testbed.up(options)
         except ProvisioningError as exc:

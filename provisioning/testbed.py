@@ -51,6 +51,7 @@ class UpOptions:
     idle_timeout: int = TranslationOptions.idle_timeout  # table 230 entry lifetime
     ipsec: str = ""  # issue 4: "signalling,tunnel,tunnel-only,e2e" (any combination)
     guest: str = "lite"  # issue 5: "vm" = the QEMU guest instead of the `guest` namespace
+    fastpath: bool = True  # issue 14: the agents' eBPF fast path (False: pure Python path)
     log: Callable[[str], None] = print  # progress lines of the VM set-up
 
 
@@ -213,7 +214,7 @@ def up(options: UpOptions) -> str:
     cn.start_services(sdir, namespace(prefix, "cn"))
     dns.start(sdir, namespace(prefix, dns.DNS_NODE))
     agents.write_configs(sdir, refuse_home_address=options.ha_refuse, translation=translation,
-                         ipsec=ipsec, offloads=not vm_guest)
+                         ipsec=ipsec, offloads=not vm_guest, fastpath=options.fastpath)
     if options.agents and vm_guest:
         from provisioning.image import build_image
         from provisioning.vm import bed

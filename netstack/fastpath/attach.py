@@ -1,5 +1,6 @@
 """Attach a tc program to an interface's ingress (clsact qdisc, cls_bpf, direct action) with
-pyroute2, and take it away again."""
+pyroute2, and take it away again. Each call is safe inside a running asyncio loop
+(netstack.runtime._blocking)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from netstack.fastpath.libbpf import BpfError
+from netstack.runtime._blocking import call_blocking
 
 _INGRESS = "ffff:fff2"
 
@@ -21,6 +23,10 @@ def _index(ipr: IPRoute, ifname: str) -> int:
 
 
 def attach_ingress(ifname: str, prog_fd: int, name: str) -> None:
+    call_blocking(_attach_ingress, ifname, prog_fd, name)
+
+
+def _attach_ingress(ifname: str, prog_fd: int, name: str) -> None:
     """Replace whatever clsact filters `ifname` had (a previous run's) with this program."""
     try:
         with IPRoute() as ipr:
@@ -35,6 +41,10 @@ def attach_ingress(ifname: str, prog_fd: int, name: str) -> None:
 
 
 def detach(ifname: str) -> bool:
+    return call_blocking(_detach, ifname)
+
+
+def _detach(ifname: str) -> bool:
     """Remove the clsact qdisc (and so our filters) from `ifname`; False if there was none."""
     try:
         with IPRoute() as ipr:
@@ -48,6 +58,10 @@ def detach(ifname: str) -> bool:
 
 
 def ingress_programs(ifname: str) -> list[str]:
+    return call_blocking(_ingress_programs, ifname)
+
+
+def _ingress_programs(ifname: str) -> list[str]:
     """Names of the cls_bpf filters on `ifname`'s ingress (for status and tests)."""
     names: list[str] = []
     try:

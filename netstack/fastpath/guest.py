@@ -182,7 +182,8 @@ class GuestFastPath:
     def as_dict(self) -> dict[str, Any]:
         return {
             "programs": {"host_ingress": self.host_interface, "visited_ingress": self.visited_interface},
-            "maps": {"xlat_v4": len(self.xlat_v4), "xlat_v6": len(self.xlat_v6), "flows": len(self.flows)},
+            "maps": {"xlat_v4": len(self.xlat_v4), "xlat_v6": len(self.xlat_v6),
+                     "flows": self.flows.count(limit=10000)},
             "packets": self.stats(),
         }
 

@@ -58,6 +58,7 @@ class HomeAgentFastPath:
     object_file: Path | None = None
     obj: BpfObject = field(init=False)
     _state: bytes = field(init=False, default=b"")
+    _bound: set[bytes] = field(init=False, default_factory=set)
 
     def __post_init__(self) -> None:
         self.obj = BpfObject(self.object_file or object_path("ha"),
@@ -84,12 +85,15 @@ class HomeAgentFastPath:
     def bind(self, home_address: bytes, care_of_address: bytes) -> None:
         """A binding created or moved: one element replaced, so the CoA changes atomically."""
         self.bindings.update(home_address, _BINDING.pack(care_of_address, 0, 0))
+        self._bound.add(home_address)
 
     def unbind(self, home_address: bytes) -> None:
         self.bindings.delete(home_address)
+        self._bound.discard(home_address)
 
     def push_bindings(self, bindings: dict[bytes, bytes]) -> None:
         self.bindings.clear()
+        self._bound.clear()
         for hoa, coa in bindings.items():
             self.bind(hoa, coa)
 
@@ -102,7 +106,7 @@ class HomeAgentFastPath:
     def as_dict(self) -> dict[str, Any]:
         return {
             "programs": {PROGRAM: self.interface},
-            "maps": {"bindings": len(self.bindings), "bindings_max": self.max_bindings},
+            "maps": {"bindings": len(self._bound), "bindings_max": self.max_bindings},
             "packets": self.stats(),
         }
 

@@ -157,6 +157,15 @@ class BpfMap:
     def __len__(self) -> int:
         return sum(1 for _ in self.keys())
 
+    def count(self, limit: int) -> int:
+        """Entries, counted up to `limit` (one system call each)."""
+        n = 0
+        for _ in self.keys():
+            n += 1
+            if n >= limit:
+                break
+        return n
+
     def clear(self) -> None:
         for key in list(self.keys()):
             self.delete(key)

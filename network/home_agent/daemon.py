@@ -19,7 +19,7 @@ from netstack.mobility.home_agent import HomeAgent, HomeAgentPolicy
 from netstack.nd.config import NdConfig
 from netstack.nd.events import RouterChanged
 from netstack.nd.host import NdHost
-from netstack.runtime.afpacket import PacketLink
+from netstack.runtime.afpacket_split import open_link
 from netstack.runtime.daemon import answer_control, merged_counters
 from netstack.runtime.link_node import LinkNode
 from netstack.runtime.linkconfig import configure_link, link_is_up
@@ -39,6 +39,7 @@ from netstack.wire.mh import BindingUpdate
 from netstack.wire.mh_codec import decode_mobility_packet
 from netstack.wire.offload import Offload, segment
 from network.home_agent.config import HomeAgentConfig
+from network.home_agent.fast_path import HOME_LINK_PROTOCOLS, HomeAgentFastPathControl
 from network.home_agent.forwarding import IPPROTO_IPV6, HomeAgentDataPlane
 from network.home_agent.ipsec import FORWARD, MOBILITY, TUNNELLED, HomeAgentSecurity
 from network.home_agent.persistence import load_bindings, save_bindings
@@ -68,7 +69,8 @@ class HomeAgentDaemon:
         ifname = config.interface
         if config.link.manage_interface:
             configure_link(ifname, disable_ipv6=True, offloads_off=True)
-        self.link = PacketLink(ifname, vnet_hdr=config.link.offloads)
+        self.link = open_link(ifname, HOME_LINK_PROTOCOLS if config.fastpath.enabled else None,
+                              vnet_hdr=config.link.offloads)
         self.nd = NdHost(self.link.mac, config=NdConfig(is_router=True, slaac=False))
         self.node = LinkNode(self.link, self.nd, self.counters)
         self.node.keep_super_frame = self._is_reverse_tunnel
@@ -94,6 +96,7 @@ class HomeAgentDaemon:
         self._on_link_macs: dict[IPv6Address, bytes] = {}
         # Data frames of one receive batch, sent with one sendmmsg at the end of the batch.
         self._tx_frames: list[bytes] = []
+        self.fastpath = HomeAgentFastPathControl(self)  # eBPF tc program under this path
         self.loop: NodeLoop | None = None
         self.started_at = time.monotonic()
 
@@ -108,6 +111,7 @@ class HomeAgentDaemon:
         self.nd.add_static_address(self.address, self.home_prefix.prefixlen, now, dad=True)
         if self.config.home_agent.default_router is not None:
             self.nd.set_default_router(self.config.home_agent.default_router)
+        self.fastpath.start()  # before the restore: restored bindings reach its map too
         self._restore_bindings(now)
         self._after_input(now)
 
@@ -134,6 +138,7 @@ class HomeAgentDaemon:
             log.warning("cannot save bindings: %s", exc)
 
     def close(self) -> None:
+        self.fastpath.close()
         self._save_bindings(time.monotonic())
         self.sa_state.save(time.monotonic())
         self.node.close()
@@ -339,6 +344,7 @@ class HomeAgentDaemon:
                 progressed = True
                 if isinstance(event, RouterChanged):
                     self.dataplane.set_next_hop(event.router_mac)
+                    self.fastpath.sync()
             while (event := self.home_agent.next_event()) is not None:
                 progressed = True
                 self._on_binding_event(event, now)
@@ -385,9 +391,11 @@ class HomeAgentDaemon:
             # Proxy ND for the home address (RFC 6275 10.4.1): answer NS, announce with NA.
             if not self.nd.is_proxied(event.home_address):
                 self.nd.add_proxy(event.home_address, now)
+            self.fastpath.bind(event.home_address, event.care_of_address)
             self._save_bindings(now)
         elif isinstance(event, BindingDeleted):
             log.info("binding for %s deleted", event.home_address)
+            self.fastpath.unbind(event.home_address)
             self.nd.remove_proxy(event.home_address)
             self._save_bindings(now)
 
@@ -406,6 +414,7 @@ class HomeAgentDaemon:
             "neighbor_discovery": self.nd.as_dict(),
             "counters": counters,
             "ipsec": self.security.as_dict(now),
+            "fastpath": self.fastpath.as_dict(),
             "uptime": round(now - self.started_at, 3),
         }
 

@@ -123,9 +123,11 @@ def home_agent_config(state_dir: str, *, refuse_home_address: bool = False) -> d
 
 def write_configs(state_dir: str, *, refuse_home_address: bool = False,
                   translation: TranslationOptions | None = None,
-                  ipsec: IpsecOptions | None = None, offloads: bool = False) -> None:
+                  ipsec: IpsecOptions | None = None, offloads: bool = False,
+                  fastpath: bool = True) -> None:
     """Both agents' config files. `offloads`: the agents read their links with
-    PACKET_VNET_HDR, so the bed's veths may keep TSO/GRO (topology.OFFLOAD_ENDS)."""
+    PACKET_VNET_HDR, so the bed's veths may keep TSO/GRO (topology.OFFLOAD_ENDS).
+    `fastpath`: [fastpath] enabled (issue 14; `testbed up --no-fastpath` turns it off)."""
     for node, tables in ((GUEST, guest_config(state_dir, translation)),
                          (HOME_AGENT_NODE, home_agent_config(state_dir,
                                                              refuse_home_address=refuse_home_address))):
@@ -135,6 +137,8 @@ def write_configs(state_dir: str, *, refuse_home_address: bool = False,
                     tables[section] = {**tables[section], "offloads": True}
         if ipsec is not None:  # issue 4: [ipsec] and the MTUs that leave room for ESP
             apply_ipsec_config(tables, node, state_dir, ipsec)
+        if node == HOME_AGENT_NODE or "fastpath" in (_sections_the_agent_reads() or ()):
+            tables["fastpath"] = {"enabled": fastpath}
         with open(config_path(state_dir, node), "w") as f:
             f.write(render_toml(tables))
 

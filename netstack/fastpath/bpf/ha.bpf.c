@@ -16,6 +16,10 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
+#ifndef BPF_F_ADJ_ROOM_DECAP_L3_IPV6
+#define BPF_F_ADJ_ROOM_DECAP_L3_IPV6 (1ULL << 8) /* Linux 6.3; the Debian 12 headers predate it */
+#endif
+
 struct ha_state {
 	__u8 address[16];
 	__u8 home_prefix[16];
@@ -142,6 +146,8 @@ static __always_inline int reverse(struct __sk_buff *skb, struct ha_state *st,
 		return pass();
 	if (inner->next_header != PROTO_TCP && inner->next_header != PROTO_UDP)
 		return pass();
+	if (skb->gso_size && inner->next_header != PROTO_TCP)
+		return pass(); /* UDP GSO: Python's super-frame path */
 	if (on_link(inner->dst, st))
 		return pass(); /* the home link: ND resolution in Python */
 	struct binding_value *binding = bpf_map_lookup_elem(&bindings, inner->src);
@@ -157,7 +163,10 @@ static __always_inline int reverse(struct __sk_buff *skb, struct ha_state *st,
 	h->hop_limit = inner->hop_limit - 1;
 	__sync_fetch_and_add(&binding->packets, 1);
 	__sync_fetch_and_add(&binding->bytes, outer_len);
-	if (bpf_skb_adjust_room(skb, -IP6_HLEN, BPF_ADJ_ROOM_MAC, 0))
+	/* A GRO super-frame of the reverse tunnel leaves as a plain TCP/IPv6 GSO frame (the
+	 * kernel cuts it on the way out): the decap flag clears its tunnel GSO type. */
+	if (bpf_skb_adjust_room(skb, -IP6_HLEN, BPF_ADJ_ROOM_MAC,
+				BPF_F_ADJ_ROOM_FIXED_GSO | BPF_F_ADJ_ROOM_DECAP_L3_IPV6))
 		return fail();
 	if (bpf_skb_store_bytes(skb, 0, h, sizeof(*h), 0))
 		return fail();
@@ -171,8 +180,7 @@ int home_link_ingress(struct __sk_buff *skb)
 	void *data, *end;
 	__u32 key = 0;
 	struct ha_state *st = bpf_map_lookup_elem(&state, &key);
-	if (!st || !st->enabled || mac_zero(st->router_mac) || skb->gso_size ||
-	    skb->protocol != bpf_htons(ETH_P_IPV6))
+	if (!st || !st->enabled || mac_zero(st->router_mac) || skb->protocol != bpf_htons(ETH_P_IPV6))
 		return pass();
 	if (linear(skb, ETH_HLEN_ + IP6_HLEN + 8, &data, &end))
 		return pass();
@@ -187,8 +195,9 @@ int home_link_ingress(struct __sk_buff *skb)
 			return pass();
 		return reverse(skb, st, data + ETH_HLEN_, end);
 	}
-	if (ip->next_header != PROTO_TCP && ip->next_header != PROTO_UDP)
-		return pass();
+	if (skb->gso_size || (ip->next_header != PROTO_TCP && ip->next_header != PROTO_UDP))
+		return pass(); /* super-frames for a home address: Python cuts them (no IPXIP6 GSO
+				* frame reaches a guest that might read it with a packet socket) */
 	/* Frames addressed to us (proxy ND answers for the home addresses with our MAC). */
 	if (!mac_eq(eth->dst, st->own_mac))
 		return pass();

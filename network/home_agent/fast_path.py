@@ -1,0 +1,102 @@
+"""The home agent's kernel fast path: loads netstack.fastpath.home_agent and mirrors the
+binding cache into its map (issue: eBPF fast path).
+
+Mirrored: every BindingCreated/BindingUpdated (one element replaced: the CoA changes
+atomically) and BindingDeleted (de-registration, expiry), including the BindingCreated events
+of bindings restored after a restart; the HA's address, home prefix, MACs and MTU on every
+change of the default router. Off (one log line, the reason in `status`) when [fastpath]
+disables it, IPsec protects the tunnel (ESP stays on the Python path) or the kernel refuses.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from ipaddress import IPv6Address
+from typing import TYPE_CHECKING, Any
+
+from netstack.fastpath.attach import detach
+from netstack.fastpath.home_agent import HomeAgentFastPath, HomeAgentState
+from netstack.fastpath.libbpf import BpfError
+from netstack.runtime.afpacket_split import ETH_P_IPV6
+
+if TYPE_CHECKING:
+    from network.home_agent.daemon import HomeAgentDaemon
+
+log = logging.getLogger("home_agent.fastpath")
+
+HOME_LINK_PROTOCOLS = (ETH_P_IPV6,)  # the socket sees only what tc ingress passed on
+
+
+class HomeAgentFastPathControl:
+    def __init__(self, daemon: HomeAgentDaemon) -> None:
+        self.daemon = daemon
+        self.section = daemon.config.fastpath
+        self.programs: HomeAgentFastPath | None = None
+        self.reason: str | None = None
+        self._ifindex = 0
+
+    @property
+    def active(self) -> bool:
+        return self.programs is not None
+
+    def start(self) -> None:
+        daemon = self.daemon
+        if not self.section.enabled:
+            return self._off("disabled in [fastpath]", cleanup=True)
+        if daemon.security.esp_tunnel or daemon.security.refuse_plain_tunnel():
+            return self._off("IPsec protects the tunnel: ESP stays on the Python path", cleanup=True)
+        try:
+            self._ifindex = socket.if_nametoindex(daemon.config.interface)
+            self.programs = HomeAgentFastPath(daemon.config.interface, max_bindings=self.section.max_bindings)
+        except (BpfError, OSError) as exc:
+            return self._off(f"kernel refused: {exc}")
+        self.sync()
+        log.info("fast path active: tc program on %s, room for %d bindings",
+                 daemon.config.interface, self.section.max_bindings)
+
+    def _off(self, reason: str, cleanup: bool = False) -> None:
+        self.reason = reason
+        if cleanup:
+            detach(self.daemon.config.interface)
+        log.warning("fast path off (%s): the Python path carries every packet", reason)
+
+    def sync(self) -> None:
+        if self.programs is None:
+            return
+        daemon = self.daemon
+        try:
+            self.programs.set_state(HomeAgentState(
+                address=daemon.address.packed,
+                home_prefix=daemon.home_prefix,
+                own_mac=daemon.link.mac,
+                router_mac=daemon.dataplane.next_hop_mac,
+                ifindex=self._ifindex,
+                mtu=daemon.dataplane.link_mtu,
+            ))
+        except BpfError as exc:
+            daemon.counters["fastpath_map_errors"] += 1
+            log.warning("fast path state not written: %s", exc)
+
+    def bind(self, home_address: IPv6Address, care_of_address: IPv6Address) -> None:
+        if self.programs is None:
+            return
+        try:
+            self.programs.bind(home_address.packed, care_of_address.packed)
+        except BpfError as exc:  # e.g. the map is full: that binding stays on the Python path
+            self.daemon.counters["fastpath_map_errors"] += 1
+            log.warning("binding %s not mirrored: %s", home_address, exc)
+
+    def unbind(self, home_address: IPv6Address) -> None:
+        if self.programs is not None:
+            self.programs.unbind(home_address.packed)
+
+    def as_dict(self) -> dict[str, Any]:
+        if self.programs is None:
+            return {"active": False, "reason": self.reason}
+        return {"active": True, "reason": None, **self.programs.as_dict()}
+
+    def close(self) -> None:
+        if self.programs is not None:
+            self.programs.close()
+            self.programs = None
