@@ -5,11 +5,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(python3 python3-venv python3-pip iproute2 radvd tshark iperf3 nftables ethtool
-              dnsmasq-base tayga curl tcpdump procps psmisc kmod
+              dnsmasq-base tayga curl tcpdump procps psmisc kmod iputils-ping
               # the appliance VM (issue 5): image build, QEMU under libvirt, libvirt-python build
               qemu-system-x86 qemu-utils debootstrap e2fsprogs libvirt-daemon
               libvirt-daemon-driver-qemu libvirt-clients libvirt-dev pkg-config gcc python3-dev
-              openssh-client)
+              openssh-client
+              # the eBPF fast path (issue 14): clang builds the tc programs, libbpf1 loads them
+              clang llvm libbpf-dev libbpf1 bpftool)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -39,4 +41,6 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/pip install -q -e '.[test,vm]'
   touch "$stamp"
 fi
+# The fast path's tc programs (never committed; the agents fall back to Python without them)
+.venv/bin/python -m netstack.fastpath build || echo "setup: fast path not built (see above)"
 echo "setup: ready (.venv/bin/mip6term)"

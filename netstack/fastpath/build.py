@@ -38,7 +38,7 @@ def _stale(target: Path, name: str) -> bool:
     if not target.exists():
         return True
     built = target.stat().st_mtime
-    return any(src.stat().st_mtime > built for src in _sources(name))
+    return any(src.exists() and src.stat().st_mtime > built for src in _sources(name))
 
 
 def compile_object(name: str, target: Path) -> None:
