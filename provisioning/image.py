@@ -53,7 +53,7 @@ class ImageBuildError(ProvisioningError):
     pass
 
 
-def _install_fastpath_objects(lib: Path) -> None:
+def _install_fastpath_objects(lib: Path, console: Console) -> None:
     """The fast path's tc programs, built here (the guest has no clang), next to their sources."""
     from netstack.fastpath.build import build_all
     from netstack.fastpath.libbpf import BpfError
@@ -312,7 +312,7 @@ def build_image(console: Console | None = None, *, force: bool = False) -> Guest
                 steps.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-index",
                            "--find-links", str(work / "wheels"), "--target",
                            str(rootfs / GUEST_LIB), "mip6term"])
-                _install_fastpath_objects(rootfs / GUEST_LIB)
+                _install_fastpath_objects(rootfs / GUEST_LIB, console)
                 _install_overlay(rootfs, public_key)
             out = work / "out"
             out.mkdir()
