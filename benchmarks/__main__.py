@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from benchmarks import report
 from benchmarks.inprocess import DEFAULT_ITERATIONS, DEFAULT_REPEATS
 
-SUITES = ("inprocess", "testbed", "tayga", "handover", "all")
+SUITES = ("inprocess", "testbed", "tayga", "handover", "fastpath", "all")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,6 +62,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         with console.status("handover latency"):
             found, missing = handover.run()
+        results += found
+        skipped += missing
+    if args.suite in ("fastpath", "all"):
+        from benchmarks import fastpath
+
+        with console.status("eBPF fast path vs Python path, TAYGA, kernel forwarding"):
+            found, missing = fastpath.run(args.prefix, args.duration)
         results += found
         skipped += missing
     if args.suite in ("tayga", "all"):

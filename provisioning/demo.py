@@ -36,6 +36,7 @@ class DemoReport:
     intact: bool = False
     transfer_seconds: float = 0.0
     counters: dict[str, dict[str, int]] = field(default_factory=dict)
+    fastpath: dict[str, str] = field(default_factory=dict)  # issue 14, per node
 
 
 def _wait_registered(sdir: str, timeout: float = 20.0) -> dict[str, Any]:
@@ -126,13 +127,30 @@ def run_demo(console: Console, prefix: str = "demo", keep: bool = False,
             report.bytes_received = out.stat().st_size if out.exists() else 0
             report.intact = (report.bytes_received == report.bytes_expected
                              and _sha256(out) == expected_sha)
-        report.counters = status_module.collect(sdir)["counters"]
+        merged = status_module.collect(sdir)
+        report.counters = merged["counters"]
+        report.fastpath = fastpath_summary(merged)
         _print_report(console, report)
         return report
     finally:
         if not keep:
             with console.status("tearing the test bed down..."):
                 testbed_module.down(prefix)
+
+
+def fastpath_summary(merged: dict[str, Any]) -> dict[str, str]:
+    """Issue 14: which data path each agent ran and what its tc programs carried."""
+    out = {}
+    for node in ("guest", "ha"):
+        fastpath = merged.get(node, {}).get("fastpath")
+        if not fastpath:
+            continue
+        if not fastpath.get("active"):
+            out[node] = f"off: {fastpath.get('reason')}"
+            continue
+        carried = {k: v for k, v in fastpath.get("packets", {}).items() if v and k != "errors"}
+        out[node] = "eBPF, " + ", ".join(f"{k} {v}" for k, v in carried.items())
+    return out
 
 
 def _print_report(console: Console, report: DemoReport) -> None:
@@ -151,4 +169,6 @@ def _print_report(console: Console, report: DemoReport) -> None:
                       or "none")
         table.add_row(f"{node} tunnelled packets",
                       f"tx {values.get('tx_tunnelled', 0)}, rx {values.get('rx_detunnelled', 0)}")
+    for node, summary in report.fastpath.items():
+        table.add_row(f"{node} fast path (packets)", summary)
     console.print(table)

@@ -80,6 +80,7 @@ def library() -> ctypes.CDLL:
         "bpf_enable_stats": (i, [i]),
         "bpf_obj_get_info_by_fd": (i, [i, vp, ctypes.POINTER(u32)]),
         "libbpf_num_possible_cpus": (i, []),
+        "bpf_prog_get_fd_by_id": (i, [u32]),
         "libbpf_set_print": (vp, [vp]),
     }
     for fn, (restype, argtypes) in signatures.items():
@@ -235,6 +236,11 @@ def prog_test_run(prog_fd: int, packet: bytes, *, repeat: int = 1, out_size: int
 def enable_run_time_stats() -> int:
     """BPF_ENABLE_STATS(BPF_STATS_RUN_TIME): counting lasts while the returned fd is open."""
     return _check(library().bpf_enable_stats(BPF_STATS_RUN_TIME), "BPF_ENABLE_STATS")
+
+
+def program_fd_by_id(prog_id: int) -> int:
+    """A new fd for a loaded program (e.g. one a tc filter holds); the caller closes it."""
+    return _check(library().bpf_prog_get_fd_by_id(prog_id), f"program id {prog_id}")
 
 
 def program_run_stats(prog_fd: int) -> tuple[int, int]:
