@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from provisioning import handover, netns
@@ -170,5 +171,5 @@ def _print_report(console: Console, report: DemoReport) -> None:
         table.add_row(f"{node} tunnelled packets",
                       f"tx {values.get('tx_tunnelled', 0)}, rx {values.get('rx_detunnelled', 0)}")
     for node, summary in report.fastpath.items():
-        table.add_row(f"{node} fast path (packets)", summary)
+        table.add_row(f"{node} fast path (packets)", escape(summary))
     console.print(table)

@@ -100,3 +100,23 @@ def test_object_builds_with_clang() -> None:
     if shutil.which("clang") is None:
         pytest.skip("no clang")
     assert object_path("guest").stat().st_size > 0 and object_path("ha").stat().st_size > 0
+
+
+def test_status_and_demo_show_the_path_of_each_node() -> None:
+    from rich.console import Console
+
+    from provisioning.demo import fastpath_summary
+    from provisioning.status import render_fastpath
+
+    merged = {
+        "guest": {"fastpath": {"active": True, "reason": None, "maps": {"xlat_v4": 2},
+                               "packets": {"out_translated": 5, "errors": 0}}},
+        "ha": {"fastpath": {"active": False, "reason": "disabled in [fastpath]"}},
+    }
+    console = Console(record=True, width=200)
+    render_fastpath(merged, console)
+    text = console.export_text()
+    assert "eBPF + Python" in text and "out_translated 5" in text
+    assert "Python only (disabled in [fastpath])" in text
+    assert fastpath_summary(merged) == {"guest": "eBPF, out_translated 5",
+                                        "ha": "off: disabled in [fastpath]"}
