@@ -190,19 +190,17 @@ static __always_inline int host_ipv4(struct __sk_buff *skb, struct guest_state *
 	__u32 csum_off = proto == PROTO_TCP ? TCP_CSUM_OFF : UDP_CSUM_OFF;
 	if (proto == PROTO_UDP && *(__u16 *)(l4 + UDP_CSUM_OFF) == 0)
 		return pass(ST_PASSED_HOST); /* Python computes it (RFC 7915 4.5) */
+	__u32 limit = st->ipv6_mtu;
+	if (!(ip->frag & bpf_htons(0x4000)) && st->lowest_ipv6_mtu < limit)
+		limit = st->lowest_ipv6_mtu; /* DF=0 above this: Python fragments (RFC 7915 4.1) */
 	if (gso) {
-		/* A TSO super-frame: each segment must fit the tunnel as the kernel cuts it. */
-		if (proto != PROTO_TCP || !(ip->frag & bpf_htons(0x4000)))
-			return pass(ST_PASSED_HOST);
-		__u32 tcp_len = (l4[12] >> 4) * 4;
-		if (IP6_HLEN + tcp_len + gso > st->ipv6_mtu)
+		/* A TSO/GRO super-frame: each segment must fit as the kernel will cut it. */
+		__u32 l4_len = proto == PROTO_TCP ? (l4[12] >> 4) * 4 : 8;
+		if (IP6_HLEN + l4_len + gso > limit)
 			return pass(ST_PASSED_HOST);
 	} else {
 		if (total != skb->len - ETH_HLEN_)
 			return pass(ST_PASSED_HOST); /* padding or truncation: Python decides */
-		__u32 limit = st->ipv6_mtu;
-		if (!(ip->frag & bpf_htons(0x4000)) && st->lowest_ipv6_mtu < limit)
-			limit = st->lowest_ipv6_mtu;
 		if (total + IP6_HLEN - IP4_HLEN > limit)
 			return pass(ST_PASSED_HOST); /* fragment or Fragmentation Needed: Python */
 	}
@@ -211,10 +209,9 @@ static __always_inline int host_ipv4(struct __sk_buff *skb, struct guest_state *
 	__u32 dst4 = ip->dst, src4 = ip->src;
 	__u8 dst6[16];
 	struct v4_value *row = bpf_map_lookup_elem(&xlat_v4, &dst4);
+	__u32 segments = gso ? skb->gso_segs : 1, size = skb->len - ETH_HLEN_;
 	if (row) {
 		addr_copy(dst6, row->ipv6);
-		__sync_fetch_and_add(&row->packets, gso ? skb->gso_segs : 1);
-		__sync_fetch_and_add(&row->bytes, skb->len - ETH_HLEN_);
 	} else {
 		if ((dst4 & st->pool_mask) == st->pool_net || !st->prefix_ok)
 			return pass(ST_PASSED_HOST);
@@ -247,17 +244,23 @@ static __always_inline int host_ipv4(struct __sk_buff *skb, struct guest_state *
 	__u32 old_addrs[2] = {src4, dst4};
 	__s64 diff = bpf_csum_diff(old_addrs, 8, (__be32 *)h->inner.src, 32, 0);
 	if (diff < 0)
-		return fail();
-	__u64 flags = BPF_F_PSEUDO_HDR | (proto == PROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0);
-	if (bpf_l4_csum_replace(skb, ETH_HLEN_ + IP4_HLEN + csum_off, 0, (__u32)diff, flags))
-		return fail();
+		return pass(ST_PASSED_HOST);
+	/* First the step that may refuse (e.g. a GSO type the kernel cannot convert): the
+	 * packet is still untouched then and goes to Python. */
 	if (bpf_skb_change_proto(skb, bpf_htons(ETH_P_IPV6), 0))
+		return pass(ST_PASSED_HOST);
+	__u64 flags = BPF_F_PSEUDO_HDR | (proto == PROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0);
+	if (bpf_l4_csum_replace(skb, ETH_HLEN_ + IP6_HLEN + csum_off, 0, (__u32)diff, flags))
 		return fail();
 	if (bpf_skb_adjust_room(skb, IP6_HLEN, BPF_ADJ_ROOM_MAC,
 				BPF_F_ADJ_ROOM_ENCAP_L3_IPV6 | BPF_F_ADJ_ROOM_FIXED_GSO))
 		return fail();
 	if (bpf_skb_store_bytes(skb, 0, h, sizeof(*h), 0))
 		return fail();
+	if (row) { /* table 230's use of the row, read back by Python (idle expiry) */
+		__sync_fetch_and_add(&row->packets, segments);
+		__sync_fetch_and_add(&row->bytes, size);
+	}
 	count(&stats, ST_OUT_TRANSLATED, 1);
 	return bpf_redirect(st->visited_ifindex, 0);
 }

@@ -146,8 +146,6 @@ static __always_inline int reverse(struct __sk_buff *skb, struct ha_state *st,
 		return pass();
 	if (inner->next_header != PROTO_TCP && inner->next_header != PROTO_UDP)
 		return pass();
-	if (skb->gso_size && inner->next_header != PROTO_TCP)
-		return pass(); /* UDP GSO: Python's super-frame path */
 	if (on_link(inner->dst, st))
 		return pass(); /* the home link: ND resolution in Python */
 	struct binding_value *binding = bpf_map_lookup_elem(&bindings, inner->src);
