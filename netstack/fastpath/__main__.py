@@ -14,7 +14,7 @@ def main(argv: list[str]) -> int:
         return 2
     try:
         for path in build_all():
-            print(f"fastpath: built {path}")
+            print(f"fastpath: {path} ready")
     except BpfError as exc:
         print(f"fastpath: {exc}", file=sys.stderr)
         return 1
