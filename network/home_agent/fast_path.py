@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("home_agent.fastpath")
 
-HOME_LINK_PROTOCOLS = (ETH_P_IPV6,)  # the socket sees only what tc ingress passed on
+HOME_LINK_PROTOCOLS = (ETH_P_IPV6,)
+STATUS_BINDINGS = 64  # per-binding counters in status up to this many bindings  # the socket sees only what tc ingress passed on
 
 
 class HomeAgentFastPathControl:
@@ -94,7 +95,11 @@ class HomeAgentFastPathControl:
     def as_dict(self) -> dict[str, Any]:
         if self.programs is None:
             return {"active": False, "reason": self.reason}
-        return {"active": True, "reason": None, **self.programs.as_dict()}
+        out: dict[str, Any] = {"active": True, "reason": None, **self.programs.as_dict()}
+        if out["maps"]["bindings"] <= STATUS_BINDINGS:  # per binding, while the list is short
+            out["bindings"] = {str(IPv6Address(hoa)): {"packets": packets, "bytes": size}
+                               for hoa, (packets, size) in self.programs.binding_counters().items()}
+        return out
 
     def close(self) -> None:
         if self.programs is not None:

@@ -63,6 +63,7 @@ def test_programs_maps_and_counters_while_ipv4_apps_run(bed: BedHandle) -> None:
     assert fastpath(before, "guest")["active"] and fastpath(before, "ha")["active"]
     assert fastpath(before, "guest")["maps"]["xlat_v4"] >= 2  # home address + cn.example
     assert fastpath(before, "ha")["maps"]["bindings"] == 1
+    assert set(fastpath(before, "ha")["bindings"]) == {"2001:db8:6::1000"}
     packets_before = cn_row(before)["packets"]
     for _ in range(3):
         code, remote, size = curl4(bed, "http://cn.example/")
@@ -76,6 +77,7 @@ def test_programs_maps_and_counters_while_ipv4_apps_run(bed: BedHandle) -> None:
     assert guest["out_translated"] > fastpath(before, "guest")["packets"]["out_translated"]
     assert guest["in_translated"] > fastpath(before, "guest")["packets"]["in_translated"]
     assert ha["intercepted"] > 0 and ha["detunnelled"] > 0
+    assert fastpath(after, "ha")["bindings"]["2001:db8:6::1000"]["packets"] > 20
     assert guest["errors"] == 0 and ha["errors"] == 0
     # table 230 learns what the kernel carried: packets and last use of the CN's row
     row = cn_row(after)
