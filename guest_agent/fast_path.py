@@ -22,7 +22,7 @@ from ipaddress import IPv4Address
 from typing import TYPE_CHECKING, Any
 
 from guest_agent.scenario import Scenario
-from netstack.fastpath.attach import detach
+from netstack.fastpath.attach import detach, enable_tx_offloads
 from netstack.fastpath.guest import GuestFastPath, GuestState
 from netstack.fastpath.libbpf import BpfError
 from netstack.runtime.afpacket_split import ETH_P_ARP, ETH_P_IP, ETH_P_IPV6
@@ -70,6 +70,11 @@ class AgentFastPath:
             )
         except (BpfError, OSError) as exc:
             return self._off(f"kernel refused: {exc}")
+        if config.link.offloads:  # the peers read offloads: let super-frames leave whole
+            try:
+                enable_tx_offloads(config.link.interface)
+            except OSError as exc:
+                log.warning("transmit offloads stay off on %s: %s", config.link.interface, exc)
         rows = self.programs.push_table(host.table)
         host.table.on_change = self._table_changed
         agent.dataplane.on_change = self.sync

@@ -14,6 +14,22 @@ from netstack.runtime._blocking import call_blocking
 
 _INGRESS = "ffff:fff2"
 
+# Transmit offloads for a link the programs redirect to: TSO/GSO super-frames (also
+# IPv6-in-IPv6 ones) then leave whole and the kernel cuts them only where it must.
+TX_OFFLOADS = ("tx-checksum-ip-generic", "tx-scatter-gather", "tx-tcp-segmentation",
+               "tx-tcp6-segmentation", "tx-ipxip6-segmentation", "tx-udp-segmentation",
+               "tx-generic-segmentation")
+
+
+def enable_tx_offloads(ifname: str) -> dict[str, bool]:
+    """Transmit offloads on (receive offloads stay as they are: the agent's socket reads)."""
+    from netstack.runtime.linkconfig import set_features
+
+    try:
+        return set_features(ifname, dict.fromkeys(TX_OFFLOADS, True))
+    except NetlinkError as exc:
+        raise BpfError(exc.code, f"ethtool features of {ifname}: {exc}") from exc
+
 
 def _index(ipr: IPRoute, ifname: str) -> int:
     found = ipr.link_lookup(ifname=ifname)

@@ -15,7 +15,7 @@ import socket
 from ipaddress import IPv6Address
 from typing import TYPE_CHECKING, Any
 
-from netstack.fastpath.attach import detach
+from netstack.fastpath.attach import detach, enable_tx_offloads
 from netstack.fastpath.home_agent import HomeAgentFastPath, HomeAgentState
 from netstack.fastpath.libbpf import BpfError
 from netstack.runtime.afpacket_split import ETH_P_IPV6
@@ -52,6 +52,11 @@ class HomeAgentFastPathControl:
             self.programs = HomeAgentFastPath(daemon.config.interface, max_bindings=self.section.max_bindings)
         except (BpfError, OSError) as exc:
             return self._off(f"kernel refused: {exc}")
+        if daemon.config.link.offloads:  # detunnelled super-frames leave whole
+            try:
+                enable_tx_offloads(daemon.config.interface)
+            except OSError as exc:
+                log.warning("transmit offloads stay off on %s: %s", daemon.config.interface, exc)
         self.sync()
         log.info("fast path active: tc program on %s, room for %d bindings",
                  daemon.config.interface, self.section.max_bindings)
