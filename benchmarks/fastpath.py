@@ -4,8 +4,9 @@ One run, one table (group "fastpath"), everything measured back to back on this 
   * bed `<prefix>f` (fast path on): iperf3 from `host` (IPv4) to the CN and back: UDP 100 B,
     TCP, TCP -R; meanwhile BPF_ENABLE_STATS gives each tc program's run time per packet;
   * the same bed's reference: a probe namespace on visited network 5b with the kernel's own
-    IPv6 stack (offloads off like the guest's link) runs the same iperf3 to the CN, forwarded
-    by the bed's routers only: plain kernel IPv6 forwarding through the same namespaces;
+    IPv6 stack (veth defaults: transmit offloads on, like the links the fast path redirects
+    to) runs the same iperf3 to the CN, forwarded by the bed's routers only (ar-b, core): plain
+    kernel IPv6 forwarding through the same namespaces, without the guest and HA hops;
   * bed `<prefix>p` (`--no-fastpath`): the pure Python path, same iperf3 runs;
   * TAYGA (benchmarks.tayga): the same iperf3 runs through TAYGA;
   * the HA program alone (BPF_PROG_TEST_RUN, single runs, kernel-timed) with 1k and 100k
@@ -93,11 +94,9 @@ def _run_time(ids: dict[str, int]) -> dict[str, tuple[int, int]]:
 def _kernel_reference(prefix: str, duration: int) -> list[Measurement]:
     """iperf3 from a kernel-IPv6 probe on visited network 5b to the CN (routers only)."""
     from provisioning import netns, testbed
-    from provisioning.offloads import set_offloads_off
     from provisioning.topology import VISITED_B
 
-    ns = testbed.add_probe(prefix, "b", "kref")
-    set_offloads_off(ns, "eth0")  # wire-sized frames, like the guest's visited link
+    ns = testbed.add_probe(prefix, "b", "kref")  # veth defaults: TSO/GSO on, as the fast path's links
     deadline = time.monotonic() + 20
     address = None
     while address is None and time.monotonic() < deadline:

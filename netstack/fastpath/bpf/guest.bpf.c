@@ -299,7 +299,7 @@ static __always_inline int host_ipv6(struct __sk_buff *skb, struct guest_state *
 	addr_copy(h->outer.dst, st->ha);
 	if (bpf_skb_adjust_room(skb, IP6_HLEN, BPF_ADJ_ROOM_MAC,
 				BPF_F_ADJ_ROOM_ENCAP_L3_IPV6 | BPF_F_ADJ_ROOM_FIXED_GSO))
-		return fail();
+		return pass(ST_PASSED_HOST); /* refused: untouched, Python */
 	if (bpf_skb_store_bytes(skb, 0, h, sizeof(*h), 0))
 		return fail();
 	count(&stats, ST_OUT_PASSTHROUGH, 1);
@@ -343,8 +343,6 @@ static __always_inline int to_host_ipv4(struct __sk_buff *skb, struct guest_stat
 	struct v6_value *row = bpf_map_lookup_elem(&xlat_v6, inner->src);
 	if (row) {
 		src4 = row->ipv4;
-		__sync_fetch_and_add(&row->packets, 1);
-		__sync_fetch_and_add(&row->bytes, payload + IP6_HLEN);
 	} else {
 		if (!st->prefix_ok || !prefix96_eq(inner->src, st->prefix64))
 			return pass(ST_PASSED_VISITED);
@@ -380,17 +378,22 @@ static __always_inline int to_host_ipv4(struct __sk_buff *skb, struct guest_stat
 	__s64 diff = bpf_csum_diff((__be32 *)inner->src, 32, new_addrs, 8, 0);
 	if (diff < 0)
 		return fail();
-	__u32 csum_at = ETH_HLEN_ + IP6_HLEN + IP6_HLEN + (proto == PROTO_TCP ? TCP_CSUM_OFF : UDP_CSUM_OFF);
+	__u32 csum_at = ETH_HLEN_ + IP6_HLEN + (proto == PROTO_TCP ? TCP_CSUM_OFF : UDP_CSUM_OFF);
 	__u64 flags = BPF_F_PSEUDO_HDR | (proto == PROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0);
 	__u32 host_ifindex = st->host_ifindex;
-	if (bpf_l4_csum_replace(skb, csum_at, 0, (__u32)diff, flags))
-		return fail();
+	/* The step that may refuse comes first: on refusal the packet is untouched (Python). */
 	if (bpf_skb_adjust_room(skb, -IP6_HLEN, BPF_ADJ_ROOM_MAC, 0))
+		return pass(ST_PASSED_VISITED);
+	if (bpf_l4_csum_replace(skb, csum_at, 0, (__u32)diff, flags))
 		return fail();
 	if (bpf_skb_change_proto(skb, bpf_htons(ETH_P_IP), 0))
 		return fail();
 	if (bpf_skb_store_bytes(skb, 0, h, sizeof(*h), 0))
 		return fail();
+	if (row) {
+		__sync_fetch_and_add(&row->packets, 1);
+		__sync_fetch_and_add(&row->bytes, payload + IP6_HLEN);
+	}
 	count(&stats, ST_IN_TRANSLATED, 1);
 	return bpf_redirect(host_ifindex, 0);
 }
@@ -405,7 +408,7 @@ static __always_inline int to_host_ipv6(struct __sk_buff *skb, struct guest_stat
 	eth.proto = bpf_htons(ETH_P_IPV6);
 	__u32 host_ifindex = st->host_ifindex;
 	if (bpf_skb_adjust_room(skb, -IP6_HLEN, BPF_ADJ_ROOM_MAC, 0))
-		return fail();
+		return pass(ST_PASSED_VISITED); /* refused: untouched, Python */
 	if (bpf_skb_store_bytes(skb, 0, &eth, sizeof(eth), 0))
 		return fail();
 	count(&stats, ST_IN_PASSTHROUGH, 1);

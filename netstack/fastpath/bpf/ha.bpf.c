@@ -113,13 +113,13 @@ static __always_inline int intercept(struct __sk_buff *skb, struct ha_state *st,
 	h->inner_payload_len = ip->payload_len;
 	h->inner_next_header = ip->next_header;
 	h->inner_hop_limit = ip->hop_limit - 1;
-	__sync_fetch_and_add(&binding->packets, 1);
-	__sync_fetch_and_add(&binding->bytes, length);
 	if (bpf_skb_adjust_room(skb, IP6_HLEN, BPF_ADJ_ROOM_MAC,
 				BPF_F_ADJ_ROOM_ENCAP_L3_IPV6 | BPF_F_ADJ_ROOM_FIXED_GSO))
-		return fail();
+		return pass(); /* refused: the packet is untouched, Python forwards it */
 	if (bpf_skb_store_bytes(skb, 0, h, sizeof(*h), 0))
 		return fail();
+	__sync_fetch_and_add(&binding->packets, 1);
+	__sync_fetch_and_add(&binding->bytes, length);
 	count(&stats, ST_INTERCEPTED, 1);
 	return bpf_redirect(st->ifindex, 0);
 }
@@ -159,15 +159,15 @@ static __always_inline int reverse(struct __sk_buff *skb, struct ha_state *st,
 	h->payload_len = inner->payload_len;
 	h->next_header = inner->next_header;
 	h->hop_limit = inner->hop_limit - 1;
-	__sync_fetch_and_add(&binding->packets, 1);
-	__sync_fetch_and_add(&binding->bytes, outer_len);
 	/* A GRO super-frame of the reverse tunnel leaves as a plain TCP/IPv6 GSO frame (the
 	 * kernel cuts it on the way out): the decap flag clears its tunnel GSO type. */
 	if (bpf_skb_adjust_room(skb, -IP6_HLEN, BPF_ADJ_ROOM_MAC,
-				BPF_F_ADJ_ROOM_FIXED_GSO | BPF_F_ADJ_ROOM_DECAP_L3_IPV6))
-		return fail();
+				skb->gso_size ? BPF_F_ADJ_ROOM_FIXED_GSO | BPF_F_ADJ_ROOM_DECAP_L3_IPV6 : 0))
+		return pass(); /* refused (e.g. a kernel before 6.3 with a GRO frame): Python */
 	if (bpf_skb_store_bytes(skb, 0, h, sizeof(*h), 0))
 		return fail();
+	__sync_fetch_and_add(&binding->packets, 1);
+	__sync_fetch_and_add(&binding->bytes, outer_len);
 	count(&stats, ST_DETUNNELLED, 1);
 	return bpf_redirect(st->ifindex, 0);
 }
