@@ -1,4 +1,4 @@
-"""`python -m benchmarks [inprocess|testbed|tayga|handover|all] [--json out.json]`."""
+"""`python -m benchmarks [inprocess|testbed|tayga|handover|hmip|all] [--json out.json]`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from benchmarks import report
 from benchmarks.inprocess import DEFAULT_ITERATIONS, DEFAULT_REPEATS
 
-SUITES = ("inprocess", "testbed", "tayga", "handover", "fastpath", "all")
+SUITES = ("inprocess", "testbed", "tayga", "handover", "hmip", "fastpath", "all")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,6 +62,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         with console.status("handover latency"):
             found, missing = handover.run()
+        results += found
+        skipped += missing
+    if args.suite in ("hmip", "all"):
+        from benchmarks import hmip_handover
+
+        with console.status("intra-MAP handover against full Mobile IPv6"):
+            found, missing = hmip_handover.run()
         results += found
         skipped += missing
     if args.suite in ("fastpath", "all"):

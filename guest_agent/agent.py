@@ -17,6 +17,7 @@ from typing import Any
 from guest_agent.config import AgentConfig
 from guest_agent.dataplane import GuestDataPlane
 from guest_agent.fast_path import VISITED_LINK_PROTOCOLS, AgentFastPath
+from guest_agent.hmip import TerminalHmip
 from guest_agent.host_side import HostSide
 from guest_agent.security import MOBILITY, TUNNELLED, GuestSecurity
 from netstack.mobility.constants import MobilityTimers
@@ -103,6 +104,7 @@ class GuestAgent:
         self.dataplane.partial_checksums = self.link.vnet_hdr
         if self.security.esp_tunnel:
             self.dataplane.security = self.security
+        self.hmip = TerminalHmip(config, self.mobile_node, self.dataplane, self.counters)
         self.tun = TunDevice(config.tun.name, config.tun.mtu)
         self.tun.add_address(mob.home_address, 128)
         if config.tun.default_route:
@@ -115,6 +117,7 @@ class GuestAgent:
                 config, self.counters, self._send_from_home_address, tunnel_mtu=config.tun.mtu,
                 send_super_frame=self._send_super_frame,
             )
+            self.hmip.switch_on_scenario(self.host_side)  # table 220: the configured MAP type
         self.fastpath = AgentFastPath(self)  # eBPF tc programs under this Python path
         self.loop: NodeLoop | None = None
         self.care_of_address: IPv6Address | None = None
@@ -151,6 +154,7 @@ class GuestAgent:
     def on_timer(self, now: float) -> None:
         self.nd.handle_timer(now)
         self.mobile_node.handle_timer(now)
+        self.hmip.handle_timer(now)
         if self.host_side is not None:
             self.host_side.handle_timer(now)
         self.fastpath.handle_timer(now)
@@ -170,6 +174,7 @@ class GuestAgent:
                 self.counters["link_down"] += 1
                 self.nd.link_down(now)
                 self.mobile_node.detach(now)
+                self.hmip.link_down(now)
                 self.dataplane.set_next_hop(None)
         self._after_input(now)
 
@@ -178,6 +183,10 @@ class GuestAgent:
         tun_out: list[memoryview] = []
         for frame, packet in self.node.received_ipv6():
             next_header = packet[6]
+            if next_header == 41 and self.hmip.enabled:
+                if (packet := self.hmip.strip_map_tunnel(packet)) is None:  # type: ignore[assignment]
+                    continue
+                next_header = packet[6]
             if next_header == 58 and len(packet) > 40 and packet[40] in _ND_ICMP_TYPES:
                 self.node.handle_icmpv6(packet, bytes(frame[6:12]), now)
             elif next_header in _MOBILITY_CHAIN:
@@ -219,6 +228,8 @@ class GuestAgent:
             self.counters[f"rx_dropped_mh_{exc.reason}"] += 1
             return
         destination = parsed.effective_destination
+        if self.hmip.take_mobility(parsed.src, destination, message, now, protected):
+            return  # the MAP's answer to a local BU
         if destination != self.home_address:
             self.counters["rx_dropped_mh_not_for_home_address"] += 1
             return
@@ -302,13 +313,16 @@ class GuestAgent:
             while (event := self.mobile_node.next_event()) is not None:
                 progressed = True
                 self._on_mobility_event(event, now)
-            for message in self.mobile_node.messages_to_send():
+            for message, via_map in self.hmip.outgoing(self.mobile_node.messages_to_send(), now):
                 progressed = True
                 packet = self.security.seal_mobility_message(message, now)
                 if packet is None:
                     continue  # dropped by the SPD, counted by the processor
                 self.counters["tx_mobility_messages"] += 1
-                self.node.send_packet(packet, message.dst, now)
+                next_dst = message.dst
+                if via_map:  # HMIPv6 registration type 1
+                    packet, next_dst = self.hmip.through_map(packet)
+                self.node.send_packet(packet, next_dst, now)
             if not progressed:
                 break
         self.node.flush()
@@ -320,12 +334,14 @@ class GuestAgent:
                 [
                     self.nd.get_timer(),
                     self.mobile_node.get_timer(),
+                    self.hmip.get_timer(),
                     self.host_side.get_timer() if self.host_side is not None else None,
                     self.fastpath.get_timer(),
                 ]
             )
 
     def _on_nd_event(self, event: object, now: float) -> None:
+        self.hmip.on_nd_event(event, now)
         if isinstance(event, RouterChanged):
             log.info("default router %s", event.router)
             self.dataplane.set_next_hop(event.router_mac)
@@ -341,7 +357,8 @@ class GuestAgent:
             if self.dataplane.at_home and event.address not in self.home_prefix:
                 self._leave_home()
             self.care_of_address = event.address
-            self.mobile_node.attach(event.address, event.valid_until, now)
+            if not self.hmip.enabled:  # with HMIPv6 the MAP logic picks the HA's CoA
+                self.mobile_node.attach(event.address, event.valid_until, now)
         elif isinstance(event, AddressExpired) and event.address == self.care_of_address:
             self.care_of_address = None
             self.mobile_node.detach(now)
@@ -362,6 +379,7 @@ class GuestAgent:
             self._record_handover(now, str(event.care_of_address))
             if self.host_side is not None:
                 self.host_side.on_binding_accepted(event, now)
+            self.hmip.on_home_binding(event, self.host_side)
         elif isinstance(event, BindingRefused):
             self.dataplane.clear_tunnel()
             self.counters["bindings_refused"] += 1
@@ -410,7 +428,8 @@ class GuestAgent:
                 "care_of_address": _addr(self.dataplane.care_of_address),
                 "home_agent": _addr(self.dataplane.home_agent),
             },
-            "binding_update_list": mn["binding_update_list"],
+            "binding_update_list": mn["binding_update_list"] + self.hmip.local_binding_update_list(now),
+            "hmip": self.hmip.status(now),
             "refusal": self.last_refusal,
             "handovers": self.handovers,
             "neighbor_discovery": self.nd.as_dict(),

@@ -111,6 +111,20 @@ class DnsSection:
 
 
 @dataclass
+class HmipSection:
+    """HMIPv6 (RFC 5380, patent E6): use a MAP advertised in RAs; registration types 1-3
+    (table 220 scenarios 10100/10200/10300, netstack.mobility.hmip)."""
+
+    enabled: bool = False
+    registration_type: int = 1
+    requested_lifetime: int = 300  # local BU lifetime (seconds)
+
+    def __post_init__(self) -> None:
+        if self.registration_type not in (1, 2, 3):
+            raise ValueError("[hmip] registration_type must be 1, 2 or 3")
+
+
+@dataclass
 class AgentConfig:
     node: NodeSection = field(default_factory=NodeSection)
     link: LinkSection = field(default_factory=LinkSection)
@@ -121,6 +135,7 @@ class AgentConfig:
     dns: DnsSection = field(default_factory=DnsSection)
     ipsec: IpsecSection = field(default_factory=IpsecSection)
     fastpath: FastPathSection = field(default_factory=FastPathSection)
+    hmip: HmipSection = field(default_factory=HmipSection)
 
     @property
     def translation_state_file(self) -> Path:

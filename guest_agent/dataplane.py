@@ -46,6 +46,8 @@ class GuestDataPlane:
         self.security: GuestSecurity | None = None
         self.home_agent: bytes | None = None
         self._encapsulator: Encapsulator | None = None
+        # HMIPv6 (guest_agent/hmip.py): the MN-HA tunnel nested in an LCoA -> MAP tunnel.
+        self._local_encapsulator: Encapsulator | None = None
         self._eth_header: bytes | None = None
         # Segments may leave with CHECKSUM_PARTIAL, finished by the kernel further on, when
         # the visited link is written with PACKET_VNET_HDR (the agent sets this).
@@ -61,6 +63,12 @@ class GuestDataPlane:
         self.home_agent = home_agent
         self._encapsulator = Encapsulator(care_of_address, home_agent)
         self.at_home = False
+        if self.on_change is not None:
+            self.on_change()
+
+    def set_local_tunnel(self, lcoa: bytes | None, map_address: bytes | None) -> None:
+        """HMIPv6: wrap everything the tunnel sends in LCoA -> MAP (None: no MAP)."""
+        self._local_encapsulator = Encapsulator(lcoa, map_address) if lcoa and map_address else None
         if self.on_change is not None:
             self.on_change()
 
@@ -82,6 +90,11 @@ class GuestDataPlane:
         return None if self._eth_header is None else self._eth_header[:6]
 
     @property
+    def local_tunnel_up(self) -> bool:
+        """HMIPv6's LCoA -> MAP tunnel around the mobile tunnel (the fast path steps aside)."""
+        return self._local_encapsulator is not None
+
+    @property
     def tunnel_up(self) -> bool:
         return self._encapsulator is not None
 
@@ -101,6 +114,7 @@ class GuestDataPlane:
         security = self.security
         now = time.monotonic() if security is not None else 0.0
         no_binding = encap is None and not self.at_home
+        local = self._local_encapsulator if encap is not None else None
         for packet in packets:
             if len(packet) < 40 or packet[0] >> 4 != 6:
                 counters["tx_dropped_not_ipv6"] += 1
@@ -125,6 +139,8 @@ class GuestDataPlane:
                 if out is None:
                     counters["tx_dropped_ipsec"] += 1  # the processor counts the reason
                     continue
+            if local is not None:
+                out = local.encapsulate(out)
             if eth is None:
                 unresolved.append(bytes(out))
             else:
@@ -147,6 +163,8 @@ class GuestDataPlane:
         eth = self._eth_header
         if encap is None or eth is None or self.security is not None or not self.partial_checksums:
             return None
+        if self._local_encapsulator is not None:
+            return None  # nested HMIPv6 tunnel: the per-packet path
         if len(packet) < 60 or packet[8:24] != self.home_address:
             return None
         whole = bytearray(eth)

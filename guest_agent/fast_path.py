@@ -120,7 +120,8 @@ class AgentFastPath:
             ipv6_mtu=config.tun.mtu,
             lowest_ipv6_mtu=host.translation.translator.config.lowest_ipv6_mtu,
             ipv4_mtu=config.host_link.host_mtu,
-            tunnel_up=dataplane.tunnel_up and not dataplane.at_home,
+            # HMIPv6 nests the tunnel in LCoA -> MAP: the Python path until the programs learn it
+            tunnel_up=dataplane.tunnel_up and not dataplane.at_home and not dataplane.local_tunnel_up,
             translate=host.scenarios.is_on(Scenario.TRANSLATION_ON),
             passthrough=config.host_link.ipv6_passthrough,
         )

@@ -10,7 +10,15 @@ import sys
 from collections.abc import Sequence
 
 from provisioning.errors import ProvisioningError
-from provisioning.topology import BRIDGES, DEFAULT_PREFIX, NODES, STATE_ROOT, SWITCH, state_dir
+from provisioning.topology import (
+    BRIDGES,
+    DEFAULT_PREFIX,
+    HMIP_BRIDGE_PREFIXES,
+    NODES,
+    STATE_ROOT,
+    SWITCH,
+    state_dir,
+)
 from provisioning.vm import cli as vm_cli
 
 PROG = "mip6term"
@@ -43,6 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "without the mobile tunnel header)")
     tb_up.add_argument("--no-fastpath", action="store_true",
                        help="agents without the eBPF fast path: the pure Python data path")
+    tb_up.add_argument("--hmip", action="store_true",
+                       help="HMIPv6 MAP domain: map node, MAP option in ar-a/ar-b RAs, network c")
+    tb_up.add_argument("--hmip-type", type=int, choices=(1, 2, 3), default=1,
+                       help="MAP registration type of the guest (scenario 10100/10200/10300)")
     tb_up.add_argument("--guest", choices=("lite", "vm"), default="lite",
                        help="lite: the guest agent in a namespace; vm: the QEMU guest (issue 5)")
     tb_keys = tb_sub.add_parser("keys", help="the running bed's IPsec key files")
@@ -63,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="print the tshark -o arguments that decrypt these SAs")
 
     move = sub.add_parser("move", help="hand the guest over to another network")
-    move.add_argument("target", choices=tuple(BRIDGES), help="visited network a, b, or home")
+    move.add_argument("target", choices=(*BRIDGES, *HMIP_BRIDGE_PREFIXES),
+                      help="visited network a, b, home (c with --hmip)")
     _add_prefix(move)
     move.add_argument("--timeout", type=float, default=10.0, help="seconds to wait (default 10)")
 
@@ -77,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     restart = agent_sub.add_parser("restart", help="restart the guest agent")
     _add_prefix(restart)
     restart.add_argument("--vm", metavar="NAME", help="restart it in an installed VM (SSH)")
-    restart.add_argument("--node", choices=("guest", "ha"), default="guest",
+    restart.add_argument("--node", choices=("guest", "ha", "map"), default="guest",
                          help="which daemon of the test bed (default: the guest agent)")
 
     demo = sub.add_parser("demo", help="the main job: register, fetch, hand over, report")
@@ -103,7 +116,8 @@ def _cmd_testbed(args: argparse.Namespace) -> int:
                                     ha_refuse=args.ha_refuse, state_root=STATE_ROOT,
                                     pool=args.pool, idle_timeout=args.idle_timeout,
                                     ipsec=args.ipsec, guest=args.guest,
-                                    fastpath=not args.no_fastpath)
+                                    fastpath=not args.no_fastpath,
+                                    hmip=args.hmip, hmip_type=args.hmip_type)
         try:
             sdir = testbed.up(options)
         except ProvisioningError as exc:
@@ -171,9 +185,9 @@ def _cmd_agent(args: argparse.Namespace) -> int:
     from provisioning.vm.cli import bed_vm_name, vm_agent_restart
 
     sdir = state_dir(validate_prefix(args.prefix), STATE_ROOT)
-    if args.node == "ha":
-        agents.restart_agent(sdir, agents.HOME_AGENT_NODE)
-        print("home agent restarted")
+    if args.node in ("ha", "map"):  # the MAP exists in an --hmip bed
+        agents.restart_agent(sdir, args.node)
+        print("home agent restarted" if args.node == "ha" else "MAP restarted")
         return 0
     vm = args.vm or bed_vm_name(sdir)
     if vm:  # the VM's agent, over SSH (busybox init respawns it)

@@ -132,6 +132,10 @@ def run_demo(console: Console, prefix: str = "demo", keep: bool = False,
         report.counters = merged["counters"]
         report.fastpath = fastpath_summary(merged)
         _print_report(console, report)
+        if guest == "lite":  # issue 10: the MAP domain, in a bed of its own
+            from provisioning.demo_hmip import run_hmip_demo
+
+            report.intact = run_hmip_demo(console, f"{prefix}h") and report.intact
         return report
     finally:
         if not keep:

@@ -21,6 +21,8 @@ from provisioning.topology import (
     BRIDGE_PREFIXES,
     BRIDGES,
     GUEST_SWITCH_PORT,
+    HMIP_BRIDGE_PREFIXES,
+    HMIP_BRIDGES,
     SWITCH,
     namespace,
     state_dir,
@@ -28,6 +30,9 @@ from provisioning.topology import (
 )
 
 POLL_INTERVAL = 0.05
+# `move c` exists in a bed brought up with --hmip (network 5c, no MAP)
+TARGET_BRIDGES = {**BRIDGES, "c": HMIP_BRIDGES["c"]}
+TARGET_PREFIXES = {**BRIDGE_PREFIXES, **HMIP_BRIDGE_PREFIXES}
 
 
 def _entries(status: dict[str, Any]) -> list[dict[str, Any]]:
@@ -50,7 +55,7 @@ def move_done(status: dict[str, Any], target: str) -> bool:
     registered = [e for e in entries if e.get("state") == "registered"]
     if target == "home":
         return not registered and status.get("at_home") is True
-    prefix = BRIDGE_PREFIXES[target]
+    prefix = TARGET_PREFIXES[target]
     return any(_in_prefix(e.get("care_of_address"), prefix) for e in registered)
 
 
@@ -58,9 +63,11 @@ def reattach(prefix: str, target: str) -> None:
     """Flap the guest's switch port and move it to the target bridge."""
     with IPRoute(netns=namespace(prefix, SWITCH)) as ipr:
         port = ipr.link_lookup(ifname=GUEST_SWITCH_PORT)
-        bridge = ipr.link_lookup(ifname=BRIDGES[target])
-        if not port or not bridge:
+        bridge = ipr.link_lookup(ifname=TARGET_BRIDGES[target])
+        if not port:
             raise ProvisioningError(f"test bed {prefix!r} is not up (no guest switch port)")
+        if not bridge:
+            raise ProvisioningError(f"network {target} exists only in a bed brought up with --hmip")
         ipr.link("set", index=port[0], state="down")
         ipr.link("set", index=port[0], master=bridge[0])
         ipr.link("set", index=port[0], state="up")
@@ -71,8 +78,9 @@ def move(prefix: str, target: str, timeout: float = 10.0, *, state_root: str = "
          sleep: Callable[[float], None] = time.sleep) -> float:
     """Hand the guest over to `target`; returns seconds until the BUL showed it done."""
     validate_prefix(prefix)
-    if target not in BRIDGES:
-        raise ProvisioningError(f"unknown network {target!r} (choose from {', '.join(BRIDGES)})")
+    if target not in TARGET_BRIDGES:
+        raise ProvisioningError(
+            f"unknown network {target!r} (choose from {', '.join(TARGET_BRIDGES)})")
     sock = socket_path(state_dir(prefix, state_root), GUEST)
     start = clock()
     reattach(prefix, target)

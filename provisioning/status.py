@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from provisioning import control
+from provisioning import control, status_hmip
 from provisioning.errors import ProvisioningError
 from provisioning.nodes.agents import GUEST, HOME_AGENT_NODE, socket_path
 
@@ -49,7 +49,9 @@ def collect(state_dir: str, ask: Callable[[str, dict[str, Any], float], dict[str
             errors[node] = str(exc)
     if len(errors) == 2:
         raise ProvisioningError(f"no agent answered in {state_dir} (is the test bed up with agents?)")
-    return merge(answers[GUEST], answers[HOME_AGENT_NODE], errors)
+    merged = merge(answers[GUEST], answers[HOME_AGENT_NODE], errors)
+    status_hmip.collect(state_dir, merged, ask)  # MAP and RA daemons of an --hmip bed
+    return merged
 
 
 def _rows(entries: Any) -> list[dict[str, Any]]:
@@ -85,6 +87,7 @@ def render(merged: dict[str, Any], console: Console) -> None:
             for row in guest["translation_table"] if isinstance(row, dict)
         ]
         console.print(_table("Translation table (table 230)", TRANSLATION_COLUMNS, rows))
+    status_hmip.render(merged, console)
     counters = Table(title="Counters")
     for col in ("node", "counter", "value"):
         counters.add_column(col)

@@ -19,6 +19,7 @@ from pyroute2 import IPRoute
 from provisioning import netns, processes, radvd
 from provisioning.errors import ProvisioningError
 from provisioning.nodes import agents, cn, correspondent, dns, host
+from provisioning.nodes import hmip as hmip_bed
 from provisioning.nodes import ipsec as ipsec_keys
 from provisioning.nodes.agents import TranslationOptions
 from provisioning.offloads import enable_gro, set_offloads_off
@@ -27,11 +28,13 @@ from provisioning.topology import (
     CN_EXTRA_ADDRESSES,
     FIG1,
     GRO_ENDS,
+    MAP_ACCESS_ROUTERS,
     NODES,
     OFFLOAD_ENDS,
     RADVD_INTERFACES,
     ROUTERS,
     SWITCH,
+    Topology,
     namespace,
     state_dir,
     validate_prefix,
@@ -53,6 +56,8 @@ class UpOptions:
     guest: str = "lite"  # issue 5: "vm" = the QEMU guest instead of the `guest` namespace
     fastpath: bool = True  # issue 14: the agents' eBPF fast path (False: pure Python path)
     log: Callable[[str], None] = print  # progress lines of the VM set-up
+    hmip: bool = False  # issue 10: MAP domain (map, ar-c, our RA daemon on ar-a/ar-b)
+    hmip_type: int = 1  # MAP registration type 1-3 (scenarios 10100/10200/10300)
 
 
 def _link_index(ipr: IPRoute, ifname: str) -> int:
@@ -127,10 +132,10 @@ def attach_port(prefix: str, port: str, bridge: str) -> None:
         ipr.link("set", index=_link_index(ipr, port), master=_link_index(ipr, bridge))
 
 
-def _build_links(prefix: str, skip_node: str | None = None) -> None:
+def _build_links(prefix: str, skip_node: str | None = None, topology: Topology = FIG1) -> None:
     sw = namespace(prefix, SWITCH)
     lite = skip_node is None  # the agents read with PACKET_VNET_HDR (agents.write_configs)
-    for port in FIG1.switch_ports:
+    for port in topology.switch_ports:
         if port.node == skip_node:  # the VM's TAP takes this place (provisioning/vm/bed.py)
             continue
         ns = namespace(prefix, port.node)
@@ -147,7 +152,7 @@ def _build_links(prefix: str, skip_node: str | None = None) -> None:
         if port.address:
             _add_address(ns, port.ifname, port.address)
         _set_up(ns, port.ifname)
-    for link in FIG1.links:
+    for link in topology.links:
         if skip_node in (link.node_a, link.node_b):
             continue
         ns_a, ns_b = namespace(prefix, link.node_a), namespace(prefix, link.node_b)
@@ -165,15 +170,16 @@ def _build_links(prefix: str, skip_node: str | None = None) -> None:
             _set_up(ns, ifname)
 
 
-def _add_routes(prefix: str) -> None:
-    for route in FIG1.routes:
+def _add_routes(prefix: str, topology: Topology = FIG1) -> None:
+    for route in topology.routes:
         with IPRoute(netns=namespace(prefix, route.node)) as ipr:
             dst = "::/0" if route.destination == "default" else route.destination
             ipr.route("add", dst=dst, gateway=route.gateway, family=10)
 
 
-def _start_radvd(prefix: str, sdir: str) -> None:
-    for node, (ifname, adv_prefix) in RADVD_INTERFACES.items():
+def _start_radvd(prefix: str, sdir: str, skip: tuple[str, ...] = ()) -> None:
+    interfaces = {n: v for n, v in RADVD_INTERFACES.items() if n not in skip}
+    for node, (ifname, adv_prefix) in interfaces.items():
         p = radvd.paths(sdir, node)
         with open(p.config, "w") as f:
             f.write(radvd.render_config(ifname, adv_prefix))
@@ -182,7 +188,7 @@ def _start_radvd(prefix: str, sdir: str) -> None:
             name=f"radvd-{node}", namespace=namespace(prefix, node),
             argv=radvd.command(p), log=os.path.join(sdir, f"radvd-{node}.out"),
         ))
-    for node in RADVD_INTERFACES:
+    for node in interfaces:
         processes.ensure_running(sdir, f"radvd-{node}")
 
 
@@ -204,17 +210,23 @@ def up(options: UpOptions) -> str:
             _prepare_namespace(namespace(prefix, node), router=node in ROUTERS)
     _build_links(prefix, skip_node=agents.GUEST if vm_guest else None)
     _add_routes(prefix)
+    if options.hmip:
+        hmip_bed.build(prefix, lite=not vm_guest)
     for address in CN_EXTRA_ADDRESSES:  # cn1..cn5.example (pool-exhaustion test)
         # Deprecated, so the CN's unconnected UDP replies (iperf3 -u) still come from ::1001.
         _add_address(namespace(prefix, "cn"), "eth0", f"{address}/64", deprecated=True)
-    _start_radvd(prefix, sdir)
+    _start_radvd(prefix, sdir, skip=tuple(MAP_ACCESS_ROUTERS) if options.hmip else ())
     key_files = ipsec_keys.write_key_files(sdir, ipsec)  # mode 0600, random keys
+    if options.hmip:  # the MAP and the RA daemons, before the guest looks for a MAP
+        hmip_bed.start(prefix, sdir, ipsec)
     if ipsec.end_to_end:  # the CN daemon must own the CN address before the servers bind it
         correspondent.start(sdir, namespace(prefix, "cn"), key_files[ipsec_keys.CN_KEYS])
     cn.start_services(sdir, namespace(prefix, "cn"))
     dns.start(sdir, namespace(prefix, dns.DNS_NODE))
     agents.write_configs(sdir, refuse_home_address=options.ha_refuse, translation=translation,
                          ipsec=ipsec, offloads=not vm_guest, fastpath=options.fastpath)
+    if options.hmip:
+        hmip_bed.enable_in_guest_config(sdir, options.hmip_type)
     if options.agents and vm_guest:
         from provisioning.image import build_image
         from provisioning.vm import bed

@@ -158,3 +158,37 @@ def interface_names() -> list[str]:
     for link in FIG1.links:
         names += [link.ifname_a, link.ifname_b]
     return names
+
+
+# ---------------------------------------------------------------- HMIPv6 (`testbed up --hmip`)
+# Patent Fig. 27: a MAP above the access routers ar-a and ar-b (their RAs carry the MAP option,
+# sent by our network/router daemon instead of radvd), plus visited network 5c behind ar-c
+# (radvd, no MAP). The MAP is one-armed on its own link 2001:db8:d::/64 behind core, like the
+# HA on the home link: core routes the RCoAs there and the MAP defends them with proxy ND.
+VISITED_C = IPv6Network("2001:db8:c::/64")
+MAP_LINK = IPv6Network("2001:db8:d::/64")
+MAP_ADDRESS = IPv6Address("2001:db8:d::1")
+MAP_LINK_ROUTER = IPv6Address("2001:db8:d::ffff")
+MAP_NODE = "map"
+HMIP_NODES = (MAP_NODE, "ar-c")
+HMIP_ROUTERS = ("ar-c",)
+HMIP_BRIDGES = {"c": "br-c", "d": "br-d"}
+HMIP_BRIDGE_PREFIXES = {"c": VISITED_C}
+# The access routers whose RAs carry the MAP option: (interface, advertised prefix).
+MAP_ACCESS_ROUTERS = {"ar-a": ("eth0", VISITED_A), "ar-b": ("eth0", VISITED_B)}
+HMIP_RADVD_INTERFACES = {"ar-c": ("eth0", VISITED_C)}
+
+HMIP = Topology(
+    switch_ports=(
+        SwitchPort("ar-c", "eth0", "p-ar-c", "br-c", "2001:db8:c::1/64"),
+        SwitchPort("core", "eth4", "p-core-d", "br-d", f"{MAP_LINK_ROUTER}/64"),
+        SwitchPort(MAP_NODE, "eth0", "p-map", "br-d", None, disable_ipv6=True),
+    ),
+    links=(
+        PointToPoint("core", "eth5", "2001:db8:ff0c::1/64", "ar-c", "eth1", "2001:db8:ff0c::2/64"),
+    ),
+    routes=(
+        Route("core", str(VISITED_C), "2001:db8:ff0c::2"),
+        Route("ar-c", "default", "2001:db8:ff0c::1"),
+    ),
+)

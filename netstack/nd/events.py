@@ -52,7 +52,7 @@ class MovementDetected:
 
 @dataclass(frozen=True)
 class MapDiscovered:
-    """An RA carried a (new or changed) HMIPv6 MAP option (RFC 5380 section 4)."""
+    """An RA carried a (new or changed) HMIPv6 MAP option (RFC 5380 section 7.1)."""
 
     option: MapOption
     router: IPv6Address

@@ -91,7 +91,8 @@ class HomeAgentInformation:
 
 @dataclass(frozen=True)
 class MapOption:
-    """MAP option, type 23 (RFC 5380 section 4; patent Fig. 29).
+    """MAP option, type 23 (RFC 5380 section 7.1; patent Fig. 29). Wire: Dist (4 bits) |
+    Pref (4 bits), R flag + 7 reserved bits, Valid Lifetime (32), Global IP Address for MAP.
 
     distance 1-15, preference 0-15, R flag (the MN must form an RCoA from the MAP prefix),
     valid lifetime in seconds, the MAP's global address.

@@ -39,8 +39,13 @@ from netstack.wire.mh import BindingUpdate
 from netstack.wire.mh_codec import decode_mobility_packet
 from netstack.wire.offload import Offload, segment
 from network.home_agent.config import HomeAgentConfig
-from network.home_agent.fast_path import HOME_LINK_PROTOCOLS, HomeAgentFastPathControl
+from network.home_agent.fast_path import (
+    HOME_LINK_PROTOCOLS,
+    HomeAgentFastPathControl,
+    fastpath_section,
+)
 from network.home_agent.forwarding import IPPROTO_IPV6, HomeAgentDataPlane
+from network.home_agent.hmip import DirectRegistrations
 from network.home_agent.ipsec import FORWARD, MOBILITY, TUNNELLED, HomeAgentSecurity
 from network.home_agent.persistence import load_bindings, save_bindings
 from network.home_agent.proxy_dad import ProxyDad
@@ -69,20 +74,14 @@ class HomeAgentDaemon:
         ifname = config.interface
         if config.link.manage_interface:
             configure_link(ifname, disable_ipv6=True, offloads_off=True)
-        self.link = open_link(ifname, HOME_LINK_PROTOCOLS if config.fastpath.enabled else None,
+        self.link = open_link(ifname, HOME_LINK_PROTOCOLS if fastpath_section(config).enabled else None,
                               vnet_hdr=config.link.offloads)
         self.nd = NdHost(self.link.mac, config=NdConfig(is_router=True, slaac=False))
         self.node = LinkNode(self.link, self.nd, self.counters)
         self.node.keep_super_frame = self._is_reverse_tunnel
         if config.link.tx_thread:
             self.node.use_background_sender()
-        policy = HomeAgentPolicy(
-            allowed_home_addresses=frozenset(section.allowed_home_addresses) or None,
-            refused_home_addresses=frozenset(section.refused_home_addresses),
-            max_lifetime=section.max_lifetime,
-            require_protection=section.require_protection or config.ipsec.require_protection,
-        )
-        self.home_agent = HomeAgent(section.address, home_prefix=section.home_prefix, policy=policy)
+        self.home_agent = self._registration_service(config)
         self.proxy_dad = ProxyDad()
         self.dataplane = HomeAgentDataPlane(
             section.address.packed,
@@ -94,11 +93,24 @@ class HomeAgentDaemon:
         # Link-layer source of BUs sent from the home link (a node returning home): the BA
         # goes straight to it, since the node does not own its home address yet (11.5.4).
         self._on_link_macs: dict[IPv6Address, bytes] = {}
+        # HMIPv6 registration type 3 (BU from the LCoA): its BA goes back to the LCoA.
+        self.hmip_replies = DirectRegistrations(self.home_prefix)
         # Data frames of one receive batch, sent with one sendmmsg at the end of the batch.
         self._tx_frames: list[bytes] = []
         self.fastpath = HomeAgentFastPathControl(self)  # eBPF tc program under this path
         self.loop: NodeLoop | None = None
         self.started_at = time.monotonic()
+
+    def _registration_service(self, config: HomeAgentConfig) -> HomeAgent:
+        """The binding cache's state machine (the MAP daemon puts its own here)."""
+        section = config.home_agent
+        policy = HomeAgentPolicy(
+            allowed_home_addresses=frozenset(section.allowed_home_addresses) or None,
+            refused_home_addresses=frozenset(section.refused_home_addresses),
+            max_lifetime=section.max_lifetime,
+            require_protection=section.require_protection or config.ipsec.require_protection,
+        )
+        return HomeAgent(section.address, home_prefix=section.home_prefix, policy=policy)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -275,8 +287,9 @@ class HomeAgentDaemon:
         if parsed.src in self.home_prefix:
             self._on_link_macs[parsed.src] = src_mac
         self.counters["rx_binding_updates"] += 1
+        src, home_address = self.hmip_replies.unwrap(parsed.src, parsed.home_address, message)
         self.home_agent.receive_binding_update(
-            parsed.src, parsed.home_address, message, now, protected=protected
+            src, home_address, message, now, protected=protected
         )
 
     def _handle_icmp_to_self(self, packet: memoryview, now: float) -> None:
@@ -368,6 +381,7 @@ class HomeAgentDaemon:
             )
 
     def _send_mobility(self, message: Any, now: float) -> None:
+        message = self.hmip_replies.redirect(message)
         packet = self.security.seal_mobility_message(message, now)
         if packet is None:
             return  # dropped by the SPD, counted by the processor

@@ -16,6 +16,7 @@ from ipaddress import IPv6Address
 from typing import TYPE_CHECKING, Any
 
 from netstack.fastpath.attach import detach, enable_tx_offloads
+from netstack.fastpath.config import FastPathSection
 from netstack.fastpath.home_agent import HomeAgentFastPath, HomeAgentState
 from netstack.fastpath.libbpf import BpfError
 from netstack.runtime.afpacket_split import ETH_P_IPV6
@@ -29,10 +30,16 @@ HOME_LINK_PROTOCOLS = (ETH_P_IPV6,)
 STATUS_BINDINGS = 64  # per-binding counters in status up to this many bindings  # the socket sees only what tc ingress passed on
 
 
+def fastpath_section(config: Any) -> FastPathSection:
+    """[fastpath] of a config; daemons built on this one without the section (the MAP, whose
+    nested tunnels the program does not carry yet) run without the fast path."""
+    return getattr(config, "fastpath", None) or FastPathSection(enabled=False)
+
+
 class HomeAgentFastPathControl:
     def __init__(self, daemon: HomeAgentDaemon) -> None:
         self.daemon = daemon
-        self.section = daemon.config.fastpath
+        self.section = fastpath_section(daemon.config)
         self.programs: HomeAgentFastPath | None = None
         self.reason: str | None = None
         self._ifindex = 0

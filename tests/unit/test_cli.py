@@ -30,7 +30,7 @@ def test_parser_move_and_timeout() -> None:
     assert (args.target, args.timeout, args.prefix) == ("home", 3.5, "q")
 
 
-@pytest.mark.parametrize("argv", [["move", "c"], ["move", "a", "--timeout", "x"], ["bogus"],
+@pytest.mark.parametrize("argv", [["move", "e"], ["move", "a", "--timeout", "x"], ["bogus"],
                                   ["testbed"], ["agent"]])
 def test_bad_arguments_exit_2_with_one_error_line(argv: list[str],
                                                   capsys: pytest.CaptureFixture[str]) -> None:
