@@ -95,7 +95,8 @@ def library() -> ctypes.CDLL:
 
 def _check(result: int, what: str) -> int:
     if result < 0:
-        err = -result if result != -1 else ctypes.get_errno()
+        # libbpf 1.x returns -errno; -1 may also mean "see errno" (older conventions)
+        err = -result if result < -1 else (ctypes.get_errno() or 1)
         raise BpfError(err, f"{what}: {os.strerror(err)}")
     return result
 

@@ -359,7 +359,7 @@ static __always_inline int to_host_ipv4(struct __sk_buff *skb, struct guest_stat
 		__u32 zero = 0;
 		__u64 *counter = bpf_map_lookup_elem(&ident, &zero);
 		if (!counter)
-			return fail();
+			return pass(ST_PASSED_VISITED);
 		__u64 old = __sync_fetch_and_add(counter, 1);
 		h->ip.ident = bpf_htons((__u16)(old % 0xffff) + 1);
 		h->ip.frag = 0;
@@ -377,7 +377,7 @@ static __always_inline int to_host_ipv4(struct __sk_buff *skb, struct guest_stat
 	__u32 new_addrs[2] = {src4, st->home_ipv4};
 	__s64 diff = bpf_csum_diff((__be32 *)inner->src, 32, new_addrs, 8, 0);
 	if (diff < 0)
-		return fail();
+		return pass(ST_PASSED_VISITED);
 	__u32 csum_at = ETH_HLEN_ + IP6_HLEN + (proto == PROTO_TCP ? TCP_CSUM_OFF : UDP_CSUM_OFF);
 	__u64 flags = BPF_F_PSEUDO_HDR | (proto == PROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0);
 	__u32 host_ifindex = st->host_ifindex;
