@@ -79,6 +79,12 @@ def test_programs_maps_and_counters_while_ipv4_apps_run(bed: BedHandle) -> None:
     assert ha["intercepted"] > 0 and ha["detunnelled"] > 0
     assert fastpath(after, "ha")["bindings"]["2001:db8:6::1000"]["packets"] > 20
     assert guest["errors"] == 0 and ha["errors"] == 0
+    # The agents' sockets (bound to their ethertypes, served after tc ingress) never saw what
+    # the programs redirected: the Python path translated and tunnelled (almost) nothing.
+    python_before, python_after = before["counters"]["guest"], after["counters"]["guest"]
+    for counter in ("xlat_4to6", "xlat_6to4"):
+        assert python_after.get(counter, 0) - python_before.get(counter, 0) <= 2, counter
+    assert after["counters"]["ha"].get("tx_tunnelled", 0) - before["counters"]["ha"].get("tx_tunnelled", 0) <= 2
     # table 230 learns what the kernel carried: packets and last use of the CN's row
     row = cn_row(after)
     assert row["packets"] > packets_before + 20

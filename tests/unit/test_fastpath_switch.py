@@ -120,3 +120,4 @@ def test_status_and_demo_show_the_path_of_each_node() -> None:
     assert "Python only (disabled in [fastpath])" in text
     assert fastpath_summary(merged) == {"guest": "eBPF, out_translated 5",
                                         "ha": "off: disabled in [fastpath]"}
+
