@@ -1,4 +1,5 @@
-"""`python -m benchmarks [inprocess|testbed|tayga|handover|hmip|all] [--json out.json]`."""
+"""`python -m benchmarks [inprocess|testbed|tayga|handover|hmip|ro|sip|all] [--json out.json]`;
+`python -m benchmarks fuzz --inputs N`; `python -m benchmarks ha-scale`."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from collections.abc import Sequence
 from benchmarks import report
 from benchmarks.inprocess import DEFAULT_ITERATIONS, DEFAULT_REPEATS
 
-SUITES = ("inprocess", "testbed", "tayga", "handover", "hmip", "fastpath", "all")
+SUITES = ("inprocess", "testbed", "tayga", "handover", "hmip", "ro", "sip", "fastpath", "all")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,7 +31,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Suites with parsers of their own (issue 15): `python -m benchmarks fuzz|ha-scale --help`.
+_OWN_PARSERS = {"fuzz": "benchmarks.fuzz", "ha-scale": "benchmarks.ha_scale"}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in _OWN_PARSERS:
+        import importlib
+
+        return importlib.import_module(_OWN_PARSERS[argv[0]]).main(argv[1:])
     args = build_parser().parse_args(argv)
     if args.iterations < 1 or args.repeats < 1 or not 1 <= args.duration <= 60:
         print("iterations and repeats must be >= 1, duration 1..60 s", file=sys.stderr)
@@ -64,11 +74,32 @@ def main(argv: Sequence[str] | None = None) -> int:
             found, missing = handover.run()
         results += found
         skipped += missing
+        if args.suite == "handover":  # with RO: to the tunnel and to the direct path (issue 9)
+            from benchmarks import route_optimisation
+
+            with console.status("handover latency with route optimisation"):
+                found, missing = route_optimisation.handover()
+            results += found
+            skipped += missing
+    if args.suite in ("sip", "all"):
+        from benchmarks import sip
+
+        with console.status("SIP calls (issue 12)"):
+            found, missing = sip.run()
+        results += found
+        skipped += missing
     if args.suite in ("hmip", "all"):
         from benchmarks import hmip_handover
 
         with console.status("intra-MAP handover against full Mobile IPv6"):
             found, missing = hmip_handover.run()
+        results += found
+        skipped += missing
+    if args.suite in ("ro", "all"):  # issue 9: handover with RO, direct vs tunnelled
+        from benchmarks import route_optimisation
+
+        with console.status("route optimisation"):
+            found, missing = route_optimisation.run(args.duration)  # handover + throughput
         results += found
         skipped += missing
     if args.suite in ("fastpath", "all"):

@@ -16,9 +16,10 @@ from typing import Any
 
 from guest_agent.config import AgentConfig
 from guest_agent.dataplane import GuestDataPlane
-from guest_agent.fast_path import VISITED_LINK_PROTOCOLS, AgentFastPath
+from guest_agent.fast_path import VISITED_LINK_PROTOCOL, AgentFastPath
 from guest_agent.hmip import TerminalHmip
 from guest_agent.host_side import HostSide
+from guest_agent.route_optimisation import RouteOptimisation
 from guest_agent.security import MOBILITY, TUNNELLED, GuestSecurity
 from netstack.mobility.constants import MobilityTimers
 from netstack.mobility.events import (
@@ -37,7 +38,8 @@ from netstack.nd.events import (
     RouterChanged,
 )
 from netstack.nd.host import NdHost
-from netstack.runtime.afpacket_split import open_link
+from netstack.runtime.afpacket import PacketLink
+from netstack.runtime.afpacket_split import serve_after_tc
 from netstack.runtime.daemon import answer_control, merged_counters
 from netstack.runtime.link_node import LinkNode
 from netstack.runtime.linkconfig import LinkMonitor, configure_link, link_is_up
@@ -76,8 +78,9 @@ class GuestAgent:
         ifname = config.link.interface
         if config.link.manage_interface:
             configure_link(ifname, disable_ipv6=True, offloads_off=True)
-        self.link = open_link(ifname, VISITED_LINK_PROTOCOLS if config.fastpath.enabled else None,
-                              vnet_hdr=config.link.offloads)
+        self.link = PacketLink(ifname, vnet_hdr=config.link.offloads)
+        if config.fastpath.enabled:  # only what the tc programs pass on (guest_agent/fast_path)
+            serve_after_tc(self.link, VISITED_LINK_PROTOCOL)
         # RFC 6275 11.5.1: after a link change the MN may solicit at once (no random delay).
         nd = NdHost(
             self.link.mac,
@@ -118,6 +121,9 @@ class GuestAgent:
                 send_super_frame=self._send_super_frame,
             )
             self.hmip.switch_on_scenario(self.host_side)  # table 220: the configured MAP type
+        self.route_optimisation = RouteOptimisation.from_config(  # E3 Fig. 20: 10011 / 11001
+            config, hmip=self.hmip.enabled, dataplane=self.dataplane, node=self.node,
+            counters=self.counters, scenarios=self.host_side.scenarios if self.host_side else None)
         self.fastpath = AgentFastPath(self)  # eBPF tc programs under this Python path
         self.loop: NodeLoop | None = None
         self.care_of_address: IPv6Address | None = None
@@ -154,6 +160,7 @@ class GuestAgent:
     def on_timer(self, now: float) -> None:
         self.nd.handle_timer(now)
         self.mobile_node.handle_timer(now)
+        self.route_optimisation.handle_timer(now)
         self.hmip.handle_timer(now)
         if self.host_side is not None:
             self.host_side.handle_timer(now)
@@ -189,6 +196,8 @@ class GuestAgent:
                 next_header = packet[6]
             if next_header == 58 and len(packet) > 40 and packet[40] in _ND_ICMP_TYPES:
                 self.node.handle_icmpv6(packet, bytes(frame[6:12]), now)
+            elif self.route_optimisation.receive(packet, now, tun_out):
+                continue  # RH2 data, a correspondent's signalling (receive routine 120)
             elif next_header in _MOBILITY_CHAIN:
                 self._handle_mobility(packet, now, tun_out)
             elif next_header == 50:
@@ -197,6 +206,7 @@ class GuestAgent:
                 inner = self.dataplane.inbound(packet)
                 if inner is not None:
                     tun_out.append(inner)
+        tun_out = self.route_optimisation.take_signalling(tun_out, now)  # HoTs
         tun_out = self.security.to_hoa(tun_out, now)  # end-to-end ESP terminates here
         host_side = self.host_side
         for packet in tun_out:
@@ -230,7 +240,9 @@ class GuestAgent:
         destination = parsed.effective_destination
         if self.hmip.take_mobility(parsed.src, destination, message, now, protected):
             return  # the MAP's answer to a local BU
-        if destination != self.home_address:
+        # a Binding Error goes to the offending packet's source, the CoA (RFC 6275 9.3.3)
+        to_coa = isinstance(message, BindingError) and destination == self.care_of_address
+        if destination != self.home_address and not to_coa:
             self.counters["rx_dropped_mh_not_for_home_address"] += 1
             return
         if isinstance(message, BindingAck):
@@ -277,9 +289,11 @@ class GuestAgent:
     def _send_from_home_address(self, packets: list[bytes], now: float) -> None:
         """Send routine 100: packets of the home address, tunnelled (or native at home)."""
         packets = self.security.from_hoa(packets, now)  # end-to-end ESP before the tunnel
+        packets = self.route_optimisation.outbound(packets, now)  # HAO, direct to bound CNs
         frames, unresolved = self.dataplane.outbound(packets)
         self.node.send_frames(frames)
-        if unresolved:
+        if unresolved or self.route_optimisation.signalling_pending:
+            self.route_optimisation.signalling_pending = False
             for packet in unresolved:
                 if self.dataplane.tunnel_up:
                     next_dst = self.mobile_node.home_agent
@@ -293,7 +307,7 @@ class GuestAgent:
 
         False when end-to-end ESP or the tunnel's state needs the per-packet path.
         """
-        if self.security.end_to_end is not None:
+        if self.security.end_to_end is not None or self.route_optimisation.takes(packet):
             return False
         items = self.dataplane.tunnel_super_frame(packet, gso_size)
         if items is None:
@@ -323,6 +337,7 @@ class GuestAgent:
                 if via_map:  # HMIPv6 registration type 1
                     packet, next_dst = self.hmip.through_map(packet)
                 self.node.send_packet(packet, next_dst, now)
+            progressed = self.route_optimisation.flush(now) or progressed
             if not progressed:
                 break
         self.node.flush()
@@ -334,6 +349,7 @@ class GuestAgent:
                 [
                     self.nd.get_timer(),
                     self.mobile_node.get_timer(),
+                    self.route_optimisation.get_timer(),
                     self.hmip.get_timer(),
                     self.host_side.get_timer() if self.host_side is not None else None,
                     self.fastpath.get_timer(),
@@ -364,6 +380,7 @@ class GuestAgent:
             self.mobile_node.detach(now)
 
     def _on_mobility_event(self, event: object, now: float) -> None:
+        self.route_optimisation.on_mobility_event(event, now)
         if isinstance(event, BindingAccepted):
             # BA routine 60 (scenario 10001 for now): set up the mobile tunnel (step 506).
             self.dataplane.set_tunnel(event.care_of_address.packed, event.destination.packed)
@@ -415,7 +432,8 @@ class GuestAgent:
     def status(self) -> dict[str, Any]:
         now = time.monotonic()
         mn = self.mobile_node.as_dict(now)
-        counters = merged_counters(self.counters, self.nd.counters, self.mobile_node.counters)
+        counters = merged_counters(self.counters, self.nd.counters, self.mobile_node.counters,
+                                   self.route_optimisation.registrations.counters)
         return {
             "node": self.config.node.name,
             "role": "mobile_node",
@@ -428,7 +446,9 @@ class GuestAgent:
                 "care_of_address": _addr(self.dataplane.care_of_address),
                 "home_agent": _addr(self.dataplane.home_agent),
             },
-            "binding_update_list": mn["binding_update_list"] + self.hmip.local_binding_update_list(now),
+            "binding_update_list": (mn["binding_update_list"] + self.hmip.local_binding_update_list(now)
+                                    + self.route_optimisation.rows(now)),
+            "route_optimisation": self.route_optimisation.status(now),
             "hmip": self.hmip.status(now),
             "refusal": self.last_refusal,
             "handovers": self.handovers,

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from pathlib import Path
 
+from guest_agent.route_optimisation import RouteOptimisationSection
 from guest_agent.security import IpsecSection
 from netstack.fastpath.config import FastPathSection
 from netstack.runtime.configfile import NodeSection as CommonNodeSection
@@ -111,6 +112,17 @@ class DnsSection:
 
 
 @dataclass
+class SipAlgSection:
+    """The SIP/SDP ALG for IPv4 phones on the host (guest_agent/sip_alg_path.py, issue 12).
+
+    `enabled = false` is the control case: the IPv4 phone's SDP reaches the IPv6 side as is.
+    """
+
+    enabled: bool = True
+    ports: list[int] = field(default_factory=lambda: [5060])
+
+
+@dataclass
 class HmipSection:
     """HMIPv6 (RFC 5380, patent E6): use a MAP advertised in RAs; registration types 1-3
     (table 220 scenarios 10100/10200/10300, netstack.mobility.hmip)."""
@@ -135,6 +147,8 @@ class AgentConfig:
     dns: DnsSection = field(default_factory=DnsSection)
     ipsec: IpsecSection = field(default_factory=IpsecSection)
     fastpath: FastPathSection = field(default_factory=FastPathSection)
+    route_optimisation: RouteOptimisationSection = field(default_factory=RouteOptimisationSection)
+    sip_alg: SipAlgSection = field(default_factory=SipAlgSection)
     hmip: HmipSection = field(default_factory=HmipSection)
 
     @property

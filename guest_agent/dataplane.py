@@ -95,6 +95,11 @@ class GuestDataPlane:
         return self._local_encapsulator is not None
 
     @property
+    def next_hop_header(self) -> bytes | None:
+        """The Ethernet header towards the default router (None while unresolved)."""
+        return self._eth_header
+
+    @property
     def tunnel_up(self) -> bool:
         return self._encapsulator is not None
 

@@ -6,6 +6,10 @@ the receive routine 120 demultiplexes by flow: every outbound packet records its
 from; an inbound packet goes back to the side that owns its flow. A packet of no known flow (a
 new inbound connection) goes to the default side: the IPv4 host when translation is on (step
 511), else the IPv6 host, else hoa0.
+
+UDP falls back to the local port alone (as a socket bound to a port would receive it): a
+peer may send from another address than the one it is sent to, e.g. a SIP phone whose RTP
+leaves from its default source address while its SDP named another of its addresses.
 """
 
 from __future__ import annotations
@@ -56,14 +60,22 @@ class FlowDemux:
         self.idle_timeout = idle_timeout
         self.max_flows = max_flows
         self._flows: dict[FlowKey, tuple[Side, float]] = {}
+        self._udp_ports: dict[int, tuple[Side, float]] = {}  # local UDP port -> its side
+        self._claimed: dict[int, tuple[Side, float]] = {}  # ports announced in SDP (issue 12)
 
     def note_outbound(self, packet: bytes | memoryview, side: Side, now: float) -> None:
         key = _outbound_key(packet)
         if key is None:
             return
         self._flows[key] = (side, now)
+        if key[0] == _UDP:
+            self._udp_ports[key[1]] = (side, now)
         if len(self._flows) > self.max_flows:
             self.prune(now)
+
+    def claim_udp_port(self, port: int, side: Side, now: float) -> None:
+        """`side` will receive on this UDP port (e.g. a media port its SDP announced)."""
+        self._claimed[port] = (side, now)
 
     def classify(self, packet: bytes | memoryview, now: float) -> Side:
         key = _inbound_key(packet)
@@ -72,6 +84,10 @@ class FlowDemux:
             if found is not None:
                 self._flows[key] = (found[0], now)
                 return found[0]
+            if key[0] == _UDP:
+                port = self._udp_ports.get(key[1]) or self._claimed.get(key[1])
+                if port is not None and now - port[1] < self.idle_timeout:
+                    return port[0]
         return self.default
 
     def prune(self, now: float) -> int:
@@ -81,6 +97,11 @@ class FlowDemux:
         if len(self._flows) > self.max_flows:
             ordered = sorted(self._flows.items(), key=lambda item: item[1][1])
             self._flows = dict(ordered[len(ordered) // 2 :])
+        self._claimed = {k: v for k, v in self._claimed.items() if now - v[1] < self.idle_timeout}
+        self._udp_ports = {}
+        for (proto, port, _peer, _peer_port), (side, seen) in self._flows.items():
+            if proto == _UDP and seen >= self._udp_ports.get(port, (side, -1.0))[1]:
+                self._udp_ports[port] = (side, seen)
         return before - len(self._flows)
 
     def __len__(self) -> int:

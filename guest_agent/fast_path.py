@@ -35,7 +35,7 @@ log = logging.getLogger("guest_agent.fastpath")
 
 # With the fast path configured, the agent's sockets are bound to these ethertypes: they are
 # served after tc ingress and so never see the packets the programs redirect.
-VISITED_LINK_PROTOCOLS = (ETH_P_IPV6,)
+VISITED_LINK_PROTOCOL = ETH_P_IPV6
 HOST_LINK_PROTOCOLS = (ETH_P_IP, ETH_P_IPV6, ETH_P_ARP)
 
 
@@ -62,6 +62,10 @@ class AgentFastPath:
             return self._off("no host link: nothing to translate", cleanup=True)
         if agent.security.esp_tunnel or agent.security.end_to_end is not None:
             return self._off("IPsec is configured: ESP stays on the Python path", cleanup=True)
+        route_optimisation = getattr(agent, "route_optimisation", None)
+        if route_optimisation is not None and route_optimisation.enabled:
+            return self._off("route optimisation is on: the Python path picks each "
+                             "correspondent's route", cleanup=True)
         try:
             self._ifindex = (socket.if_nametoindex(config.link.interface),
                              socket.if_nametoindex(config.host_link.interface))
@@ -132,9 +136,18 @@ class AgentFastPath:
             return
         try:
             self.programs.set_state(self.state())
+            self.programs.set_python_ports(self.python_ports())
         except BpfError as exc:
             self.agent.counters["fastpath_map_errors"] += 1
             log.warning("fast path state not written: %s", exc)
+
+    def python_ports(self) -> frozenset[int]:
+        """The SIP ALG's ports (configured and learned): its packets stay on the Python path."""
+        host = self.agent.host_side
+        alg = getattr(host, "sip_alg", None)
+        if alg is None or not alg.enabled:
+            return frozenset()
+        return frozenset(alg.ports) | frozenset(alg.host_ports)
 
     def _table_changed(self, entry: TranslationEntry, added: bool) -> None:
         if self.programs is None:

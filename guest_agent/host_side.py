@@ -23,6 +23,7 @@ from guest_agent.fast_path import HOST_LINK_PROTOCOLS
 from guest_agent.host_link import HostLink
 from guest_agent.ipv4_path import Ipv4Translation
 from guest_agent.scenario import Scenario, ScenarioPolicy
+from guest_agent.sip_alg_path import SipAlgPath
 from netstack.mobility.events import BindingAccepted
 from netstack.runtime.afpacket_split import open_link
 from netstack.runtime.linkconfig import configure_link
@@ -95,6 +96,11 @@ class HostSide:
         )
         translator.map_6to4 = self.translation.map_inner_6to4
         translator.map_4to6 = self.translation.map_inner_4to6
+        # issue 12: SIP/SDP rewritten on this path, both ways, through table 230
+        self.sip_alg = SipAlgPath(self.table, home_address=hoa.packed,
+                                  home_ipv4=xlat.home_ipv4.packed,
+                                  ports=tuple(config.sip_alg.ports),
+                                  enabled=config.sip_alg.enabled, counters=counters)
         self.demux = FlowDemux(self._default_side())
         self.dns = DnsProxy(self._ask_upstream, self._map_for_dns, ttl_cap=config.dns.ttl_cap, counters=counters)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -200,7 +206,7 @@ class HostSide:
             if not self.scenarios.is_on(Scenario.TRANSLATION_ON):
                 self.counters["host_rx_dropped_translation_off"] += 1
                 continue
-            out, errors = self.translation.outbound(packet, now)
+            out, errors = self.translation.outbound(memoryview(self.sip_alg.outbound(packet, now)), now)
             for p in out:
                 self.demux.note_outbound(p, Side.HOST_IPV4, now)
             outbound.extend(out)
@@ -208,6 +214,15 @@ class HostSide:
         for packet, offload in self.link.ipv4_super_frames:
             if not self.scenarios.is_on(Scenario.TRANSLATION_ON):
                 self.counters["host_rx_dropped_translation_off"] += 1
+                continue
+            if self.sip_alg.wants(packet):  # GRO merged SIP datagrams: one message each
+                for piece in segment(packet, offload.gso_size, l3_offset=0):
+                    out, errors = self.translation.outbound(
+                        memoryview(self.sip_alg.outbound(piece, now)), now)
+                    for p in out:
+                        self.demux.note_outbound(p, Side.HOST_IPV4, now)
+                    outbound.extend(out)
+                    to_host.extend(errors)
                 continue
             whole, segments, errors = self.translation.outbound_super_frame(packet, offload, now)
             to_host.extend(errors)
@@ -223,6 +238,8 @@ class HostSide:
             if self.config.host_link.ipv6_passthrough:
                 for p in ipv6:
                     self.demux.note_outbound(p, Side.HOST_IPV6, now)
+                    for port in self.sip_alg.ipv6_media_ports(p):
+                        self.demux.claim_udp_port(port, Side.HOST_IPV6, now)
                 outbound.extend(bytes(p) for p in ipv6)
             else:
                 self.counters["host_rx_dropped_passthrough_off"] += len(ipv6)
@@ -239,7 +256,7 @@ class HostSide:
         side = self.demux.classify(packet, now)
         if side is Side.HOST_IPV4:
             out, errors = self.translation.inbound(packet, now)
-            self._pending_ipv4.extend(out)
+            self._pending_ipv4.extend(self.sip_alg.inbound(p, now) for p in out)
             if errors:
                 self.send_from_home_address(errors, now)
             return True
@@ -332,6 +349,7 @@ class HostSide:
             "scenario_policy": self.scenarios.as_list(),
             "host_link": self.link.as_dict(),
             "flows": len(self.demux),
+            "sip_alg": self.sip_alg.as_dict(),
         }
 
     def close(self) -> None:

@@ -39,6 +39,9 @@ CONTENTS: dict[Scenario, str] = {
 TRANSLATING = frozenset(
     (Scenario.TRANSLATION_ON, Scenario.TRANSLATION_ON_IPSEC, Scenario.TRANSLATION_ON_ROUTE_OPTIMISATION)
 )
+ROUTE_OPTIMISED = frozenset(
+    (Scenario.TRANSLATION_ON_ROUTE_OPTIMISATION, Scenario.TRANSLATION_OFF_ROUTE_OPTIMISATION)
+)
 PASSTHROUGH = frozenset(
     (
         Scenario.TRANSLATION_OFF,
@@ -92,8 +95,18 @@ class ScenarioPolicy:
                 Scenario.TRANSLATION_ON_ROUTE_OPTIMISATION,
                 Scenario.TRANSLATION_OFF_ROUTE_OPTIMISATION,
             )
-        self.active = tuple(n for n in candidates if self.is_on(n))
+        # a home BA keeps the route-optimised scenarios a correspondent's BA selected
+        kept = tuple(n for n in self.active if n in ROUTE_OPTIMISED) if from_home_agent else ()
+        self.active = tuple(n for n in candidates if self.is_on(n)) + kept
         return self.active
+
+    def route_optimised(self, direct: bool) -> None:
+        """BA routine 60 for a correspondent's BA: 10011 / 11001 join the active scenarios
+        (those switched on) while a direct path exists, and leave when none is left."""
+        kept = tuple(n for n in self.active if n not in ROUTE_OPTIMISED)
+        if direct:
+            kept += tuple(n for n in sorted(ROUTE_OPTIMISED) if self.is_on(n))
+        self.active = kept
 
     @property
     def translating(self) -> bool:

@@ -30,6 +30,7 @@ from ipaddress import IPv6Address
 from pathlib import Path
 from typing import Any
 
+from guest_agent.terminations import TerminationLedger
 from netstack.ipsec._ip6chain import walk
 from netstack.ipsec.keys import build_processor, load_key_file
 from netstack.ipsec.mobility_config import (
@@ -98,6 +99,7 @@ class GuestSecurity(MobilityLayerSecurity):
             )
         self.end_to_end = end_to_end
         self.care_of_address: IPv6Address | None = None
+        self.terminations = TerminationLedger()  # both layers' terminations per flow
 
     # ------------------------------------------------------------------ configuration
 
@@ -141,7 +143,11 @@ class GuestSecurity(MobilityLayerSecurity):
             result = mobility.inbound(packet, now)
             if result is None:
                 return None
-            return self._classify(result)
+            found = self._classify(result)
+            if found is not None and found[0] != MOBILITY:  # issue 12: per-flow ledger
+                kind, plain = found
+                self.terminations.outer(plain if kind == HOME else memoryview(plain)[40:])
+            return found
         if packet[24:40] == self.home_address:
             # at home: end-to-end ESP arrives natively; the end-to-end layer terminates it
             return HOME, bytes(packet)
@@ -186,9 +192,20 @@ class GuestSecurity(MobilityLayerSecurity):
 
     def to_hoa(self, packets: list[Any], now: float) -> list[Any]:
         """What `hoa0` receives, through the end-to-end processor (after the mobility layer)."""
-        if self.end_to_end is None:
+        end_to_end = self.end_to_end
+        if end_to_end is None:
+            self.terminations.end_batch()
             return packets
-        return _through(self.end_to_end.inbound, packets, now)
+        out = []
+        for packet in packets:
+            result = end_to_end.inbound(packet, now)
+            if result is None:
+                continue
+            if len(packet) > 40 and packet[6] == 50:
+                self.terminations.inner(packet, result)
+            out.append(result)
+        self.terminations.end_batch()
+        return out
 
     # ------------------------------------------------------------------ status
 
@@ -197,7 +214,8 @@ class GuestSecurity(MobilityLayerSecurity):
         end_to_end: dict[str, Any] = {"enabled": self.end_to_end is not None}
         if self.end_to_end is not None:
             end_to_end.update(self.end_to_end.as_dict(now))
-        return {"mobility": mobility, "end_to_end": end_to_end}
+        return {"mobility": mobility, "end_to_end": end_to_end,
+                "terminations": self.terminations.as_list()}
 
 
 def _through(step: Callable[[Any, float], bytes | None], packets: list[Any], now: float) -> list[Any]:

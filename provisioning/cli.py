@@ -57,6 +57,22 @@ def build_parser() -> argparse.ArgumentParser:
                        help="MAP registration type of the guest (scenario 10100/10200/10300)")
     tb_up.add_argument("--guest", choices=("lite", "vm"), default="lite",
                        help="lite: the guest agent in a namespace; vm: the QEMU guest (issue 5)")
+    tb_up.add_argument("--ro", action="store_true",
+                       help="route optimisation at the terminal and at the CN (its userspace "
+                       "daemon), and cn2 (2001:db8:8::2001), a correspondent without Mobile IPv6")
+    tb_up.add_argument("--sip", action="store_true",
+                       help="SIP (issue 12): Kamailio at sip.example, baresip phones host4, "
+                       "host6, cn")
+    tb_up.add_argument("--no-sip-alg", action="store_true",
+                       help="with --sip: the guest's SIP ALG off (the 488 control case)")
+    tb_call = tb_sub.add_parser("call", help="place a SIP call between the bed's phones (--sip)")
+    _add_prefix(tb_call)
+    phones = ("host4", "host6", "cn", "host4tcp")
+    tb_call.add_argument("caller", choices=phones, metavar="FROM",
+                         help="host4, host6, cn or host4tcp (the IPv4 phone over TCP)")
+    tb_call.add_argument("callee", choices=phones, metavar="TO", help="as FROM")
+    tb_call.add_argument("--seconds", type=float, default=5.0,
+                         help="how long the call stays up (default 5)")
     tb_keys = tb_sub.add_parser("keys", help="the running bed's IPsec key files")
     _add_prefix(tb_keys)
     tb_keys.add_argument("--tshark", action="store_true",
@@ -117,7 +133,8 @@ def _cmd_testbed(args: argparse.Namespace) -> int:
                                     pool=args.pool, idle_timeout=args.idle_timeout,
                                     ipsec=args.ipsec, guest=args.guest,
                                     fastpath=not args.no_fastpath,
-                                    hmip=args.hmip, hmip_type=args.hmip_type)
+                                    hmip=args.hmip, hmip_type=args.hmip_type, ro=args.ro,
+                                    sip=args.sip, sip_alg=not args.no_sip_alg)
         try:
             sdir = testbed.up(options)
         except ProvisioningError as exc:
@@ -128,6 +145,8 @@ def _cmd_testbed(args: argparse.Namespace) -> int:
                 f"{exc} (clean up with `{PROG} testbed down --prefix {args.prefix}`)") from exc
         print(f"test bed {args.prefix} up (state dir {sdir})")
         return 0
+    if args.testbed_command == "call":
+        return _cmd_call(args)
     if args.testbed_command == "keys":
         from provisioning.nodes import ipsec
         from provisioning.topology import validate_prefix
@@ -146,6 +165,19 @@ def _cmd_testbed(args: argparse.Namespace) -> int:
     if argv and argv[0] == "--":
         argv = argv[1:]
     return testbed.exec_argv(args.prefix, args.node, argv)
+
+
+def _cmd_call(args: argparse.Namespace) -> int:
+    _require_root()
+    from provisioning.sip_call import place_call
+    from provisioning.topology import validate_prefix
+
+    if args.seconds <= 0:
+        raise ProvisioningError("--seconds must be positive")
+    sdir = state_dir(validate_prefix(args.prefix), STATE_ROOT)
+    result = place_call(args.prefix, sdir, args.caller, args.callee, seconds=args.seconds)
+    print(json.dumps(result.as_dict(), sort_keys=True))
+    return 0 if result.established else 1
 
 
 def _cmd_move(args: argparse.Namespace) -> int:

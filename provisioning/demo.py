@@ -38,6 +38,8 @@ class DemoReport:
     transfer_seconds: float = 0.0
     counters: dict[str, dict[str, int]] = field(default_factory=dict)
     fastpath: dict[str, str] = field(default_factory=dict)  # issue 14, per node
+    route_optimised: bool | None = None  # issue 9: direct path up before and after a move
+    sip_call: dict[str, Any] | None = None  # issue 12 (lite demo)
 
 
 def _wait_registered(sdir: str, timeout: float = 20.0) -> dict[str, Any]:
@@ -86,7 +88,7 @@ def run_demo(console: Console, prefix: str = "demo", keep: bool = False,
                                                               log=console.print))
         else:
             with console.status("building the test bed (namespaces, bridges, radvd, HA, CN)..."):
-                sdir = testbed_module.up(testbed_module.UpOptions(prefix=prefix))
+                sdir = testbed_module.up(testbed_module.UpOptions(prefix=prefix, sip=True))
         console.print(f"test bed [bold]{prefix}[/] up in {time.monotonic() - started:.1f}s "
                       f"(state in {sdir})")
         with console.status("mobile node: RS -> RA -> CoA -> BU to the HA -> BA ..."):
@@ -128,6 +130,10 @@ def run_demo(console: Console, prefix: str = "demo", keep: bool = False,
             report.bytes_received = out.stat().st_size if out.exists() else 0
             report.intact = (report.bytes_received == report.bytes_expected
                              and _sha256(out) == expected_sha)
+        if guest != "vm":
+            from provisioning import demo_sip
+
+            report.sip_call = demo_sip.run(console, prefix, sdir)
         merged = status_module.collect(sdir)
         report.counters = merged["counters"]
         report.fastpath = fastpath_summary(merged)
@@ -136,6 +142,10 @@ def run_demo(console: Console, prefix: str = "demo", keep: bool = False,
             from provisioning.demo_hmip import run_hmip_demo
 
             report.intact = run_hmip_demo(console, f"{prefix}h") and report.intact
+        if guest == "lite":  # issue 9: route optimisation, in a bed of its own
+            from provisioning import demo_ro
+
+            report.route_optimised = demo_ro.run_step(console, f"{prefix[:7]}r")
         return report
     finally:
         if not keep:
@@ -168,6 +178,12 @@ def _print_report(console: Console, report: DemoReport) -> None:
     table.add_row("transfer", f"{report.bytes_received} of {report.bytes_expected} bytes in "
                   f"{report.transfer_seconds:.1f} s")
     table.add_row("byte-exact (sha256)", "yes" if report.intact else "[red]NO[/]")
+    if report.sip_call is not None:
+        from provisioning import demo_sip
+
+        row = demo_sip.report_row(report.sip_call)
+        if row is not None:
+            table.add_row(*row)
     for node, values in report.counters.items():
         drops = {k: v for k, v in values.items() if "drop" in k and v}
         table.add_row(f"{node} drops", ", ".join(f"{k}={v}" for k, v in sorted(drops.items()))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -12,9 +13,10 @@ from rich.table import Table
 from provisioning import control, status_hmip
 from provisioning.errors import ProvisioningError
 from provisioning.nodes.agents import GUEST, HOME_AGENT_NODE, socket_path
+from provisioning.nodes.correspondent import CORRESPONDENT
 
 BUL_COLUMNS = ("destination", "home_address", "care_of_address", "lifetime", "state",
-               "sequence", "last_status", "reason")
+               "sequence", "last_status", "reason", "path", "home_token_age", "care_of_token_age")
 BC_COLUMNS = ("home_address", "care_of_address", "lifetime", "granted_lifetime", "sequence",
               "mobile_router")
 
@@ -50,8 +52,24 @@ def collect(state_dir: str, ask: Callable[[str, dict[str, Any], float], dict[str
     if len(errors) == 2:
         raise ProvisioningError(f"no agent answered in {state_dir} (is the test bed up with agents?)")
     merged = merge(answers[GUEST], answers[HOME_AGENT_NODE], errors)
+    _add_correspondent(merged, state_dir, ask)  # the CN daemon of an --ro bed
     status_hmip.collect(state_dir, merged, ask)  # MAP and RA daemons of an --hmip bed
     return merged
+
+
+def _add_correspondent(merged: dict[str, Any], state_dir: str,
+                       ask: Callable[[str, dict[str, Any], float], dict[str, Any]]) -> None:
+    """The CN daemon's answer (route optimisation: binding cache, RR counters), if it runs."""
+    path = socket_path(state_dir, CORRESPONDENT)
+    if not os.path.exists(path):
+        return
+    try:
+        answer = dict(ask(path, {"cmd": "status"}, 2.0))
+    except ProvisioningError as exc:
+        merged.setdefault("errors", {})[CORRESPONDENT] = str(exc)
+        return
+    merged["counters"][CORRESPONDENT] = answer.pop("counters", {})
+    merged[CORRESPONDENT] = answer
 
 
 def _rows(entries: Any) -> list[dict[str, Any]]:
@@ -71,6 +89,8 @@ def _table(title: str, columns: tuple[str, ...], entries: Any) -> Table:
 
 TRANSLATION_COLUMNS = ("ipv6", "ipv4", "lifetime", "remaining", "static", "home", "packets")
 SCENARIO_COLUMNS = ("number", "content", "state", "active")
+TERMINATION_COLUMNS = ("protocol", "src", "sport", "dst", "dport", "mobility_terminated",
+                       "end_to_end_terminated")
 
 
 def render(merged: dict[str, Any], console: Console) -> None:
@@ -87,6 +107,10 @@ def render(merged: dict[str, Any], console: Console) -> None:
             for row in guest["translation_table"] if isinstance(row, dict)
         ]
         console.print(_table("Translation table (table 230)", TRANSLATION_COLUMNS, rows))
+    terminations = (guest.get("ipsec") or {}).get("terminations") if isinstance(guest, dict) else None
+    if terminations:  # issue 12: both ESP layers per flow (patent E5)
+        console.print(_table("ESP terminations per flow (mobility tunnel, end to end)",
+                             TERMINATION_COLUMNS, terminations))
     status_hmip.render(merged, console)
     counters = Table(title="Counters")
     for col in ("node", "counter", "value"):

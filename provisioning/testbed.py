@@ -18,9 +18,10 @@ from pyroute2 import IPRoute
 
 from provisioning import netns, processes, radvd
 from provisioning.errors import ProvisioningError
-from provisioning.nodes import agents, cn, correspondent, dns, host
+from provisioning.nodes import agents, cn, correspondent, dns, host, sip
 from provisioning.nodes import hmip as hmip_bed
 from provisioning.nodes import ipsec as ipsec_keys
+from provisioning.nodes import route_optimisation as ro_nodes
 from provisioning.nodes.agents import TranslationOptions
 from provisioning.offloads import enable_gro, set_offloads_off
 from provisioning.topology import (
@@ -55,9 +56,12 @@ class UpOptions:
     ipsec: str = ""  # issue 4: "signalling,tunnel,tunnel-only,e2e" (any combination)
     guest: str = "lite"  # issue 5: "vm" = the QEMU guest instead of the `guest` namespace
     fastpath: bool = True  # issue 14: the agents' eBPF fast path (False: pure Python path)
+    sip: bool = False  # issue 12: Kamailio in `sip`, baresip phones on host and cn
+    sip_alg: bool = True  # issue 12: the guest's SIP ALG (off = the 488 control case)
     log: Callable[[str], None] = print  # progress lines of the VM set-up
     hmip: bool = False  # issue 10: MAP domain (map, ar-c, our RA daemon on ar-a/ar-b)
     hmip_type: int = 1  # MAP registration type 1-3 (scenarios 10100/10200/10300)
+    ro: bool = False  # issue 9: route optimisation at the terminal, and `cn2` (no MIPv6)
 
 
 def _link_index(ipr: IPRoute, ifname: str) -> int:
@@ -212,19 +216,29 @@ def up(options: UpOptions) -> str:
     _add_routes(prefix)
     if options.hmip:
         hmip_bed.build(prefix, lite=not vm_guest)
-    for address in CN_EXTRA_ADDRESSES:  # cn1..cn5.example (pool-exhaustion test)
-        # Deprecated, so the CN's unconnected UDP replies (iperf3 -u) still come from ::1001.
-        _add_address(namespace(prefix, "cn"), "eth0", f"{address}/64", deprecated=True)
+    # The userspace CN (route optimisation, end-to-end ESP) runs when the bed needs it; else
+    # the CN is the plain kernel stack, as fast as before.
+    cn_daemon = options.ro or ipsec.end_to_end
+    if not cn_daemon:
+        for address in CN_EXTRA_ADDRESSES:  # cn1..cn5.example (pool-exhaustion test)
+            # Deprecated, so the CN's unconnected UDP replies (iperf3 -u) still come from ::1001.
+            _add_address(namespace(prefix, "cn"), "eth0", f"{address}/64", deprecated=True)
+    if options.ro:
+        ro_nodes.add_cn2(prefix, sdir)
     _start_radvd(prefix, sdir, skip=tuple(MAP_ACCESS_ROUTERS) if options.hmip else ())
     key_files = ipsec_keys.write_key_files(sdir, ipsec)  # mode 0600, random keys
     if options.hmip:  # the MAP and the RA daemons, before the guest looks for a MAP
         hmip_bed.start(prefix, sdir, ipsec)
-    if ipsec.end_to_end:  # the CN daemon must own the CN address before the servers bind it
-        correspondent.start(sdir, namespace(prefix, "cn"), key_files[ipsec_keys.CN_KEYS])
+    if cn_daemon:  # it owns the CN address (and cn1..cn5) before the servers bind them
+        correspondent.start(sdir, namespace(prefix, "cn"),
+                            key_files[ipsec_keys.CN_KEYS] if ipsec.end_to_end else None)
     cn.start_services(sdir, namespace(prefix, "cn"))
     dns.start(sdir, namespace(prefix, dns.DNS_NODE))
     agents.write_configs(sdir, refuse_home_address=options.ha_refuse, translation=translation,
-                         ipsec=ipsec, offloads=not vm_guest, fastpath=options.fastpath)
+                         ipsec=ipsec, offloads=not vm_guest, route_optimisation=options.ro,
+                         fastpath=options.fastpath)
+    if options.sip:
+        sip.write_alg_config(sdir, enabled=options.sip_alg)
     if options.hmip:
         hmip_bed.enable_in_guest_config(sdir, options.hmip_type)
     if options.agents and vm_guest:
@@ -242,6 +256,9 @@ def up(options: UpOptions) -> str:
             agents.wait_ready(sdir, node)
     if options.agents:
         host.configure(sdir, namespace(prefix, host.HOST_NODE), translation)
+    if options.sip:
+        sip.start(sdir, prefix, home_ipv4=str(translation.addresses()[2]),
+                  cn_kernel_routes=not ipsec.end_to_end, with_phones=options.agents)
     return sdir
 
 

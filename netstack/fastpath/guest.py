@@ -90,6 +90,7 @@ class GuestFastPath:
     obj: BpfObject = field(init=False)
     _seen: dict[tuple[int, bytes], _Seen] = field(init=False, default_factory=dict)
     _state: bytes = field(init=False, default=b"")
+    _python_ports: frozenset[int] = field(init=False, default=frozenset())
 
     def __post_init__(self) -> None:
         self.obj = BpfObject(self.object_file or object_path("guest"))
@@ -100,6 +101,7 @@ class GuestFastPath:
             self.flows = self.obj.map("flows", _FLOW_KEY.size, 4)
             self.ident = self.obj.map("ident", 4, 8)
             self.stats_map = self.obj.map("stats", 4, 8, per_cpu=True)
+            self.ports_map = self.obj.map("python_ports", 2, 1)
             self.program_fds = {name: self.obj.program_fd(name) for name in PROGRAMS}
             if self.host_interface:
                 attach_ingress(self.host_interface, self.program_fds["host_ingress"], "mip6term_host")
@@ -119,6 +121,17 @@ class GuestFastPath:
             return False
         self.state_map.update(_U32.pack(0), packed)
         self._state = packed
+        return True
+
+    def set_python_ports(self, ports: frozenset[int]) -> bool:
+        """Ports (either end, TCP and UDP) whose packets the programs leave to Python."""
+        if ports == self._python_ports:
+            return False
+        for port in self._python_ports - ports:
+            self.ports_map.delete(port.to_bytes(2, "big"))
+        for port in ports - self._python_ports:
+            self.ports_map.update(port.to_bytes(2, "big"), b"\x01")
+        self._python_ports = ports
         return True
 
     # ------------------------------------------------------------------ table 230

@@ -103,7 +103,8 @@ def parse_key_config(data: dict[str, Any], *, now: float = 0.0, source: str = ""
             if policy.sa is not None and policy.sa not in names:
                 raise KeyFileError(f"{where}: policy {policy.name!r} names unknown SA {policy.sa!r}")
             config.policies.append(policy)
-    except (ValueError, TypeError, KeyError) as exc:
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        # AttributeError: a value of the wrong TOML type (e.g. `sa = ["x"]`), found by fuzzing
         if isinstance(exc, KeyFileError):
             raise
         raise KeyFileError(f"{where}: {exc}") from None
@@ -113,6 +114,8 @@ def parse_key_config(data: dict[str, Any], *, now: float = 0.0, source: str = ""
 def _hex(value: str | None) -> bytes | None:
     if value is None:
         return None
+    if not isinstance(value, str):
+        raise KeyFileError(f"key material must be a hex string, not {value!r}")
     return bytes.fromhex(value.removeprefix("0x").replace(":", ""))
 
 

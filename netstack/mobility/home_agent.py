@@ -34,7 +34,7 @@ from netstack.mobility.events import (
     HomeAgentEvent,
 )
 from netstack.mobility.messages import OutgoingMobilityMessage
-from netstack.mobility.sequence import seq_greater_than
+from netstack.mobility.sequence import bu_sequence_is_newer
 from netstack.wire.mh import (
     BindingAck,
     BindingAckStatus,
@@ -148,7 +148,7 @@ class HomeAgent:
             self._acknowledge(src, hoa, message.sequence, status, 0)
             return
         entry = self.binding_cache.get(hoa)
-        if entry is not None and not seq_greater_than(message.sequence, entry.sequence):
+        if entry is not None and not bu_sequence_is_newer(message.sequence, entry.sequence):
             self._count("bu_stale_sequence")
             self._acknowledge(
                 src, hoa, entry.sequence, BindingAckStatus.SEQUENCE_NUMBER_OUT_OF_WINDOW, 0
@@ -246,7 +246,7 @@ class HomeAgent:
         pending = self._pending_dad.get(hoa)
         if pending is not None:
             # DAD already running: keep the newest BU, answer it when DAD ends.
-            if seq_greater_than(message.sequence, pending.message.sequence):
+            if bu_sequence_is_newer(message.sequence, pending.message.sequence):
                 self._pending_dad[hoa] = _PendingRegistration(coa, message, now)
             self._count("bu_while_dad_pending")
             return

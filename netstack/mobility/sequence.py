@@ -34,6 +34,16 @@ def seq_greater_than(a: int, b: int) -> bool:
     return seq_less_than(b, a)
 
 
+def bu_sequence_is_newer(received: int, last: int) -> bool:
+    """RFC 6275 9.5.1: a Binding Update's sequence number is newer than the last accepted one.
+
+    RFC 6275 counts the last number and the 32767 values before it as "less than or equal"
+    (its example: after 15, 0-15 and 32784-65535 are old), so a value exactly 32768 ahead is
+    newer, unlike RFC 1982 serial arithmetic (TAHI BU_SEQ_MAX_A1 / BU_SEQ_OVERFLOW_MAX_A1).
+    """
+    return 1 <= (received - last) % SEQUENCE_MODULUS <= _HALF
+
+
 def seq_less_or_equal(a: int, b: int) -> bool:
     """True when a == b or a < b (modulo 2**16)."""
     return a % SEQUENCE_MODULUS == b % SEQUENCE_MODULUS or seq_less_than(a, b)

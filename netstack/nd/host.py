@@ -246,7 +246,7 @@ class NdHost(AddressAutoconfiguration, NeighborResolution, MovementDetection):
             ALL_NODES,
             NeighborAdvertisement(
                 target=addr,
-                router=self.config.is_router,
+                router=self.config.is_router and addr not in self.proxies,  # 10.4.1: R = 0
                 solicited=False,
                 override=True,
                 options=(TargetLinkLayerAddress(self.mac),),

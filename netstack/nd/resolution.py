@@ -96,7 +96,8 @@ class NeighborResolution:
             dst,
             NeighborAdvertisement(
                 target=target,
-                router=self.config.is_router,
+                # a proxied address is a mobile node's, not the router's (RFC 6275 10.4.1)
+                router=self.config.is_router and target not in self.proxies,
                 solicited=solicited,
                 override=override,
                 options=(TargetLinkLayerAddress(self.mac),),

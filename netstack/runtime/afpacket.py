@@ -207,6 +207,11 @@ class PacketLink(OffloadIo):
                 hdr.msg_iov = ctypes.addressof(self._tx_iov[2 * i + 1])
                 hdr.msg_iovlen = 1
 
+    def bind_protocol(self, protocol: int) -> None:
+        """Serve only one ethertype from now on: a socket bound to one is served after tc
+        ingress (ETH_P_ALL is a tap, served before it), see netstack.fastpath."""
+        self._sock.bind((self.ifname, protocol))
+
     # -- properties ----------------------------------------------------------------------
 
     def fileno(self) -> int:

@@ -82,3 +82,11 @@ def open_link(ifname: str, protocols: tuple[int, ...] | None, **options: Any) ->
     if len(protocols) == 1:
         return PacketLink(ifname, protocol=protocols[0], **options)
     return SplitPacketLink(ifname, protocols, **options)
+
+
+def serve_after_tc(link: object, protocol: int) -> None:
+    """Rebind a link's packet socket to one ethertype, so it is served after tc ingress
+    (stand-in links of tests and fuzzers have no socket: left alone)."""
+    bind = getattr(link, "bind_protocol", None)
+    if bind is not None:
+        bind(protocol)

@@ -103,10 +103,14 @@ class TunDevice:
             _iproute("link", "set", index=self.ifindex, **spec)
 
     def add_address(self, address: str | ipaddress.IPv4Address | ipaddress.IPv6Address,
-                    prefixlen: int) -> None:
-        """Add an address; IPv6 addresses skip DAD (IFA_F_NODAD): the node owns them."""
+                    prefixlen: int, *, preferred: bool = True) -> None:
+        """Add an address; IPv6 addresses skip DAD (IFA_F_NODAD): the node owns them.
+        `preferred=False` adds it deprecated (never picked as a source address)."""
         addr = ipaddress.ip_address(address)
         extra: dict[str, object] = {"flags": IFA_F_NODAD} if addr.version == 6 else {}
+        if not preferred:
+            extra["IFA_CACHEINFO"] = {"ifa_preferred": 0, "ifa_valid": 0xFFFFFFFF,
+                                      "cstamp": 0, "tstamp": 0}
         _iproute("addr", "add", index=self.ifindex, address=str(addr), prefixlen=prefixlen, **extra)
 
     def add_route(self, destination: str | ipaddress.IPv4Network | ipaddress.IPv6Network,

@@ -33,6 +33,13 @@ class BadVersion(ParseError):
     reason = "bad_version"
 
 
+class BadPayloadProto(ParseError):
+    """Mobility Header whose Payload Proto is not IPPROTO_NONE (59): piggybacking is not
+    allowed; the receiver discards it and SHOULD send ICMP Parameter Problem (RFC 6275 9.2)."""
+
+    reason = "bad_payload_proto"
+
+
 class UnknownMobilityHeaderType(ParseError):
     """MH type not defined; the receiver answers with Binding Error status 2 (RFC 6275 9.2)."""
 

@@ -17,6 +17,7 @@ from netstack.wire.checksum import internet_checksum, pseudo_header_sum
 from netstack.wire.errors import (
     BadChecksum,
     BadLength,
+    BadPayloadProto,
     ParseError,
     TruncatedPacket,
     UnknownMobilityHeaderType,
@@ -217,7 +218,7 @@ def decode_mobility_header(
     """Decode one Mobility Header (the whole upper-layer payload) in RFC 6275 9.2 order.
 
     Raises TruncatedPacket/BadLength (Header Len vs buffer, or shorter than the MH type
-    needs), BadChecksum, UnknownMobilityHeaderType (checked after the checksum, so a
+    needs), BadChecksum, BadPayloadProto (not 59), UnknownMobilityHeaderType (checked after the checksum, so a
     corrupted packet never triggers a Binding Error), BadOption.
     """
     mh = bytes(data)
@@ -230,6 +231,8 @@ def decode_mobility_header(
         initial = pseudo_header_sum(_packed(src), _packed(dst), len(mh), IPPROTO_MH)
         if internet_checksum(mh, initial) != 0:
             raise BadChecksum("Mobility Header checksum mismatch")
+    if mh[0] != IPPROTO_NONE:
+        raise BadPayloadProto(f"Mobility Header Payload Proto {mh[0]}, must be 59")
     mh_type = mh[2]
     decoder = _DECODERS.get(mh_type)
     if decoder is None:

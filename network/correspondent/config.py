@@ -28,6 +28,8 @@ class CorrespondentSection:
     address: IPv6Address = IPv6Address("2001:db8:8::1001")
     prefixlen: int = 64
     default_router: IPv6Address = IPv6Address("2001:db8:8::1")
+    # more addresses of this node (the bed's cn1..cn5.example), never chosen as a source
+    extra_addresses: list[IPv6Address] = field(default_factory=list)
 
 
 @dataclass
@@ -50,12 +52,20 @@ class CorrespondentIpsecSection:
 
 
 @dataclass
+class RouteOptimisationSection:
+    """RFC 6275 section 9: return routability and a binding cache for mobile nodes."""
+
+    enabled: bool = True
+
+
+@dataclass
 class CorrespondentConfig:
     node: NodeSection = field(default_factory=NodeSection)
     link: LinkSection = field(default_factory=LinkSection)
     correspondent: CorrespondentSection = field(default_factory=CorrespondentSection)
     tun: TunSection = field(default_factory=TunSection)
     ipsec: CorrespondentIpsecSection = field(default_factory=CorrespondentIpsecSection)
+    route_optimisation: RouteOptimisationSection = field(default_factory=RouteOptimisationSection)
 
 
 def load_correspondent_config(path: str | Path | None) -> CorrespondentConfig:

@@ -1,11 +1,14 @@
-"""The correspondent node daemon (patent CN 2) for end-to-end ESP (embodiment 5).
+"""The correspondent node daemon (patent CN 2): route optimisation (E3 Fig. 20) and end-to-end
+ESP (embodiment 5).
 
 The CN kernel has no ESP, so, like the home agent, the CN owns its link in userspace
 (LinkNode: AF_PACKET + NdHost, kernel IPv6 disabled on the interface) and gives its address to
 a TUN device, where the CN's real servers (http.server, iperf3) stay unmodified kernel
 applications. Between the two sits the end-to-end security processor: packets from the TUN go
 out through its SPD (ESP transport mode to the mobile node's home address, bypass otherwise),
-packets from the link come in through it (decrypted, or dropped and counted).
+packets from the link come in through it (decrypted, or dropped and counted). Route
+optimisation (network.correspondent.route_optimisation) wraps both: RR signalling, HAO in,
+type 2 Routing Header out.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from netstack.runtime.loop import NodeLoop
 from netstack.runtime.sa_state import SaStatePersister
 from netstack.runtime.tun import TunDevice
 from network.correspondent.config import CorrespondentConfig
+from network.correspondent.route_optimisation import CorrespondentRouteOptimisation
 
 log = logging.getLogger("correspondent")
 
@@ -60,6 +64,12 @@ class CorrespondentDaemon:
         self.node = LinkNode(self.link, self.nd, self.counters)
         self.tun = TunDevice(config.tun.name, config.tun.mtu)
         self.tun.add_address(section.address, 128)
+        for extra in section.extra_addresses:  # deprecated: replies still come from `address`
+            self.tun.add_address(extra, 128, preferred=False)
+        self._owned = frozenset(a.packed for a in (section.address, *section.extra_addresses))
+        self.route_optimisation: CorrespondentRouteOptimisation | None = None
+        if config.route_optimisation.enabled:
+            self.route_optimisation = CorrespondentRouteOptimisation(section.address, self.counters)
         self.tun.add_route(IPv6Network("::/0"))
         self._eth_header: bytes | None = None
         self.loop: NodeLoop | None = None
@@ -76,6 +86,8 @@ class CorrespondentDaemon:
             self.nd.link_up(now)
         section = self.config.correspondent
         self.nd.add_static_address(section.address, section.prefixlen, now, dad=True)
+        for extra in section.extra_addresses:
+            self.nd.add_static_address(extra, section.prefixlen, now, dad=True)
         self.nd.set_default_router(section.default_router)
         self._after_input(now)
 
@@ -87,21 +99,26 @@ class CorrespondentDaemon:
 
     def on_timer(self, now: float) -> None:
         self.nd.handle_timer(now)
+        if self.route_optimisation is not None:
+            self.route_optimisation.correspondent.handle_timer(now)
         self._after_input(now)
 
     # ------------------------------------------------------------------ link -> servers
 
     def _on_link_readable(self) -> None:
         now = time.monotonic()
-        own = self.address.packed
+        owned = self._owned
         e2e = self.end_to_end
+        ro = self.route_optimisation
         for frame, packet in self.node.received_ipv6():
             if packet[6] == 58 and len(packet) > 40 and packet[40] in _ND_ICMP_TYPES:
                 self.node.handle_icmpv6(packet, bytes(frame[6:12]), now)
                 continue
-            if packet[24:40] != own:
+            if bytes(packet[24:40]) not in owned:
                 self.counters["rx_ignored_not_for_us"] += 1
                 continue
+            if ro is not None and (packet := ro.inbound(packet, now)) is None:
+                continue  # signalling, or a HAO without a binding (Binding Error sent)
             if e2e is not None:
                 plain = e2e.inbound(packet, now)
                 if plain is None:
@@ -118,6 +135,7 @@ class CorrespondentDaemon:
     def _on_tun_readable(self) -> None:
         now = time.monotonic()
         e2e = self.end_to_end
+        ro = self.route_optimisation
         eth = self._eth_header
         frames = []
         for packet in self.tun.read_batch():
@@ -130,6 +148,8 @@ class CorrespondentDaemon:
                     self.counters["tx_dropped_ipsec"] += 1
                     continue
                 packet = protected
+            if ro is not None:
+                packet = ro.outbound(packet, now)
             if eth is not None:
                 frames.append(eth + packet)
             else:
@@ -146,17 +166,25 @@ class CorrespondentDaemon:
                 # every packet of this one-armed node leaves through the default router
                 mac = event.router_mac
                 self._eth_header = (mac + self.link.mac + _ETHERTYPE_IPV6) if mac else None
+        ro = self.route_optimisation
+        if ro is not None:
+            for packet, destination in ro.packets_to_send():
+                self.counters["tx_mobility_messages"] += 1
+                self.node.send_packet(packet, destination, now)
         self.node.flush()
         if self.sa_state.processors:
             self.sa_state.maybe_save(now)
         if self.loop is not None:
-            self.loop.arm_earliest([self.nd.get_timer()])
+            self.loop.arm_earliest([self.nd.get_timer(),
+                                    ro.correspondent.get_timer() if ro is not None else None])
 
     # ------------------------------------------------------------------ control API
 
     def status(self) -> dict[str, Any]:
         now = time.monotonic()
-        counters = merged_counters(self.counters, self.nd.counters)
+        ro = self.route_optimisation
+        counters = merged_counters(self.counters, self.nd.counters,
+                                   ro.correspondent.counters if ro is not None else {})
         ipsec: dict[str, Any] = {"end_to_end": {"enabled": self.end_to_end is not None}}
         if self.end_to_end is not None:
             ipsec["end_to_end"].update(self.end_to_end.as_dict(now))
@@ -168,6 +196,8 @@ class CorrespondentDaemon:
             "neighbor_discovery": self.nd.as_dict(),
             "counters": counters,
             "ipsec": ipsec,
+            "route_optimisation": (ro.correspondent.as_dict(now) if ro is not None
+                                   else {"route_optimisation": False}),
             "uptime": round(now - self.started_at, 3),
         }
 

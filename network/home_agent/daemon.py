@@ -16,10 +16,12 @@ from typing import Any
 
 from netstack.mobility.events import BindingCreated, BindingDeleted, BindingUpdated, DadRequested
 from netstack.mobility.home_agent import HomeAgent, HomeAgentPolicy
+from netstack.mobility.mh_errors import ErrorRateLimiter, mobility_header_error
 from netstack.nd.config import NdConfig
 from netstack.nd.events import RouterChanged
 from netstack.nd.host import NdHost
-from netstack.runtime.afpacket_split import open_link
+from netstack.runtime.afpacket import PacketLink
+from netstack.runtime.afpacket_split import serve_after_tc
 from netstack.runtime.daemon import answer_control, merged_counters
 from netstack.runtime.link_node import LinkNode
 from netstack.runtime.linkconfig import configure_link, link_is_up
@@ -40,14 +42,14 @@ from netstack.wire.mh_codec import decode_mobility_packet
 from netstack.wire.offload import Offload, segment
 from network.home_agent.config import HomeAgentConfig
 from network.home_agent.fast_path import (
-    HOME_LINK_PROTOCOLS,
+    HOME_LINK_PROTOCOL,
     HomeAgentFastPathControl,
     fastpath_section,
 )
 from network.home_agent.forwarding import IPPROTO_IPV6, HomeAgentDataPlane
 from network.home_agent.hmip import DirectRegistrations
 from network.home_agent.ipsec import FORWARD, MOBILITY, TUNNELLED, HomeAgentSecurity
-from network.home_agent.persistence import load_bindings, save_bindings
+from network.home_agent.persistence import CoalescedWriter, load_bindings, save_bindings
 from network.home_agent.proxy_dad import ProxyDad
 
 log = logging.getLogger("home_agent")
@@ -74,8 +76,9 @@ class HomeAgentDaemon:
         ifname = config.interface
         if config.link.manage_interface:
             configure_link(ifname, disable_ipv6=True, offloads_off=True)
-        self.link = open_link(ifname, HOME_LINK_PROTOCOLS if fastpath_section(config).enabled else None,
-                              vnet_hdr=config.link.offloads)
+        self.link = PacketLink(ifname, vnet_hdr=config.link.offloads)
+        if fastpath_section(config).enabled:  # only what the tc program passes on
+            serve_after_tc(self.link, HOME_LINK_PROTOCOL)
         self.nd = NdHost(self.link.mac, config=NdConfig(is_router=True, slaac=False))
         self.node = LinkNode(self.link, self.nd, self.counters)
         self.node.keep_super_frame = self._is_reverse_tunnel
@@ -97,6 +100,8 @@ class HomeAgentDaemon:
         self.hmip_replies = DirectRegistrations(self.home_prefix)
         # Data frames of one receive batch, sent with one sendmmsg at the end of the batch.
         self._tx_frames: list[bytes] = []
+        self._error_limiter = ErrorRateLimiter()
+        self.bindings_writer = CoalescedWriter(lambda now: self._save_bindings(now))
         self.fastpath = HomeAgentFastPathControl(self)  # eBPF tc program under this path
         self.loop: NodeLoop | None = None
         self.started_at = time.monotonic()
@@ -139,6 +144,13 @@ class HomeAgentDaemon:
             self.counters["bindings_file_unreadable"] += 1
             return
         restored = self.home_agent.restore(entries, now)
+        self.bindings_writer.last = now  # the file already holds what was just restored
+        # Proxy ND resumes without a multicast NA per binding: the home link's caches still
+        # hold our MAC, and 100k NAs at start would be a storm (NS are answered as before).
+        while (event := self.home_agent.next_event()) is not None:
+            if isinstance(event, BindingCreated):
+                self.security.binding_updated(event.home_address, event.care_of_address)
+                self.nd.proxies.add(event.home_address)
         if restored:
             log.info("restored %d binding(s) from %s", restored, self.bindings_file)
 
@@ -156,6 +168,7 @@ class HomeAgentDaemon:
         self.node.close()
 
     def on_timer(self, now: float) -> None:
+        self.bindings_writer.on_timer(now)
         self.nd.handle_timer(now)
         self.home_agent.handle_timer(now)
         self.proxy_dad.handle_timer(now)
@@ -280,6 +293,7 @@ class HomeAgentDaemon:
             message = decode_mobility_packet(parsed)
         except ParseError as exc:
             self.counters[f"rx_dropped_mh_{exc.reason}"] += 1
+            self._answer_bad_mobility_header(parsed, exc, now)
             return
         if not isinstance(message, BindingUpdate):
             self.counters["rx_ignored_mh_type"] += 1
@@ -292,6 +306,26 @@ class HomeAgentDaemon:
             src, home_address, message, now, protected=protected
         )
 
+    def _answer_bad_mobility_header(self, parsed: Any, error: ParseError, now: float) -> None:
+        """RFC 6275 9.2: Binding Error status 2 or ICMP Parameter Problem (rate limited)."""
+        reply = mobility_header_error(parsed, error)
+        if reply is None:
+            return
+        if not self._error_limiter.allow(now):
+            self.counters["tx_mh_errors_rate_limited"] += 1
+            return
+        self.counters[reply.counter] += 1
+        self._send_from_self(reply.packet(self.address), reply.destination, now)
+
+    def _send_from_self(self, packet: bytes, destination: IPv6Address, now: float) -> None:
+        """A packet the HA itself originates: to a registered home address it goes through
+        the tunnel like any intercepted packet (10.4.2), else out on the link."""
+        care_of_address = self.home_agent.lookup(destination.packed)
+        if care_of_address is not None:
+            self._intercept(memoryview(packet), care_of_address, now)
+        else:
+            self.node.send_packet(packet, destination, now)
+
     def _handle_icmp_to_self(self, packet: memoryview, now: float) -> None:
         result = self.node.handle_icmpv6(packet, b"", now)
         if result is None:
@@ -299,7 +333,7 @@ class HomeAgentDaemon:
         parsed, message = result
         if isinstance(message, EchoRequest):
             reply = EchoReply(message.identifier, message.sequence, message.data)
-            self.node.send_packet(
+            self._send_from_self(
                 build_icmpv6_packet(self.address, parsed.src, reply, hop_limit=64), parsed.src, now
             )
 
@@ -334,6 +368,13 @@ class HomeAgentDaemon:
     def _reverse_tunnel(self, packet: memoryview, now: float) -> None:
         inner = self.dataplane.detunnel(packet)
         if inner is None:
+            return
+        if inner[24:40] == self.address.packed:
+            # the mobile node talks to the HA itself through the tunnel (TAHI PingMNtoHA)
+            if inner[6] == 58:
+                self._handle_icmp_to_self(inner, now)
+            else:
+                self.counters["rx_ignored_to_self"] += 1
             return
         self._forward(bytearray(inner), now)
 
@@ -377,7 +418,8 @@ class HomeAgentDaemon:
             self.sa_state.maybe_save(now)
         if self.loop is not None:
             self.loop.arm_earliest(
-                [self.nd.get_timer(), self.home_agent.get_timer(), self.proxy_dad.get_timer()]
+                [self.nd.get_timer(), self.home_agent.get_timer(), self.proxy_dad.get_timer(),
+                 self.bindings_writer.due]
             )
 
     def _send_mobility(self, message: Any, now: float) -> None:
@@ -406,12 +448,12 @@ class HomeAgentDaemon:
             if not self.nd.is_proxied(event.home_address):
                 self.nd.add_proxy(event.home_address, now)
             self.fastpath.bind(event.home_address, event.care_of_address)
-            self._save_bindings(now)
+            self.bindings_writer.changed(now)
         elif isinstance(event, BindingDeleted):
             log.info("binding for %s deleted", event.home_address)
             self.fastpath.unbind(event.home_address)
             self.nd.remove_proxy(event.home_address)
-            self._save_bindings(now)
+            self.bindings_writer.changed(now)
 
     # ------------------------------------------------------------------ control API
 

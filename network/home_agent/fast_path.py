@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("home_agent.fastpath")
 
-HOME_LINK_PROTOCOLS = (ETH_P_IPV6,)
+HOME_LINK_PROTOCOL = ETH_P_IPV6  # the socket sees only what tc ingress passed on
 STATUS_BINDINGS = 64  # per-binding counters in status up to this many bindings  # the socket sees only what tc ingress passed on
 
 

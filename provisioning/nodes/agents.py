@@ -124,7 +124,7 @@ def home_agent_config(state_dir: str, *, refuse_home_address: bool = False) -> d
 def write_configs(state_dir: str, *, refuse_home_address: bool = False,
                   translation: TranslationOptions | None = None,
                   ipsec: IpsecOptions | None = None, offloads: bool = False,
-                  fastpath: bool = True) -> None:
+                  route_optimisation: bool = False, fastpath: bool = True) -> None:
     """Both agents' config files. `offloads`: the agents read their links with
     PACKET_VNET_HDR, so the bed's veths may keep TSO/GRO (topology.OFFLOAD_ENDS).
     `fastpath`: [fastpath] enabled (issue 14; `testbed up --no-fastpath` turns it off)."""
@@ -139,6 +139,10 @@ def write_configs(state_dir: str, *, refuse_home_address: bool = False,
             apply_ipsec_config(tables, node, state_dir, ipsec)
         if node == HOME_AGENT_NODE or "fastpath" in (_sections_the_agent_reads() or ()):
             tables["fastpath"] = {"enabled": fastpath}
+        if route_optimisation and node == GUEST:  # issue 9: testbed up --ro
+            from provisioning.nodes.route_optimisation import guest_tables
+
+            guest_tables(tables)  # type: ignore[arg-type]
         with open(config_path(state_dir, node), "w") as f:
             f.write(render_toml(tables))
 

@@ -21,7 +21,9 @@ ZONE_DOMAIN = "example"
 
 def zone() -> dict[str, IPv6Address]:
     """Name -> its only (AAAA) address."""
-    records = {f"cn.{ZONE_DOMAIN}": CN_ADDRESS}
+    from provisioning.nodes.sip import SIP_ADDRESS, SIP_DOMAIN
+
+    records = {f"cn.{ZONE_DOMAIN}": CN_ADDRESS, SIP_DOMAIN: SIP_ADDRESS}  # issue 12
     for i, address in enumerate((CN_ADDRESS, *CN_EXTRA_ADDRESSES), start=1):
         records[f"cn{i}.{ZONE_DOMAIN}"] = address
     return records

@@ -122,6 +122,7 @@ def guest_fp():
 def guest(guest_fp: GuestFastPath) -> tuple[GuestFastPath, PythonGuest]:
     python = PythonGuest()
     guest_fp.flows.clear()
+    guest_fp.set_python_ports(frozenset())
     guest_fp.set_state(guest_state())
     guest_fp.push_table(python.table)
     return guest_fp, python
@@ -314,6 +315,21 @@ def test_inbound_passed(guest, name: str) -> None:
     outer = bytes(encapsulate(inner, outer_change.get("outer_src", HA), outer_change.get("outer_dst", COA)))
     frame = VISITED_MAC + ROUTER_MAC + ETH6 + outer
     assert run(fp.program_fds["visited_ingress"], frame) == (TC_ACT_OK, frame)
+
+
+def test_sip_alg_ports_stay_on_the_python_path(guest) -> None:
+    fp, _python = guest
+    fp.set_python_ports(frozenset({5060, 40123}))
+    for packet in (_v4(UDP(sport=5062, dport=5060), Raw(b"REGISTER sip:x SIP/2.0\r\n")),
+                   _v4(TCP(sport=40123, dport=5061), Raw(b"SIP/2.0 200 OK\r\n"))):
+        frame = HOST_LINK_MAC + HOST_MAC + ETH4 + packet
+        assert run(fp.program_fds["host_ingress"], frame) == (TC_ACT_OK, frame)
+    fp.note_flow(CN, 5062, 5060, 17, SIDE_HOST_IPV4)
+    reply = bytes(encapsulate(_v6in(UDP(sport=5060, dport=5062), Raw(b"SIP/2.0 200 OK\r\n")), HA, COA))
+    frame = VISITED_MAC + ROUTER_MAC + ETH6 + reply
+    assert run(fp.program_fds["visited_ingress"], frame) == (TC_ACT_OK, frame)
+    fp.set_python_ports(frozenset())
+    assert run(fp.program_fds["visited_ingress"], frame)[0] == TC_ACT_REDIRECT
 
 
 def test_nothing_carried_without_a_binding(guest) -> None:

@@ -73,8 +73,11 @@ def test_flows_differ_by_port_protocol_and_peer() -> None:
     demux.note_outbound(out_udp(sport=40001), Side.HOST_IPV6, 1.0)
     assert demux.classify(in_udp(dport=40000), 2.0) is Side.HOST_IPV4
     assert demux.classify(in_udp(dport=40001), 2.0) is Side.HOST_IPV6
-    assert demux.classify(in_udp(dport=40000, src=CN2), 2.0) is Side.GUEST  # other peer
-    assert demux.classify(in_udp(sport=54, dport=40000), 2.0) is Side.GUEST  # other remote port
+    # UDP from another peer or remote port follows the local port (issue 12: a peer's RTP
+    # may come from another of its addresses); a port nobody sent from gets the default
+    assert demux.classify(in_udp(dport=40000, src=CN2), 2.0) is Side.HOST_IPV4
+    assert demux.classify(in_udp(sport=54, dport=40000), 2.0) is Side.HOST_IPV4
+    assert demux.classify(in_udp(dport=40002, src=CN2), 2.0) is Side.GUEST
     tcp_same_ports = bytes(IPv6(src=CN, dst=HOA) / TCP(sport=53, dport=40000))
     assert demux.classify(tcp_same_ports, 2.0) is Side.GUEST  # other protocol
 
@@ -171,3 +174,32 @@ def test_prune_returns_zero_when_nothing_is_idle() -> None:
     demux = FlowDemux(Side.GUEST)
     demux.note_outbound(out_udp(), Side.GUEST, 0.0)
     assert demux.prune(1.0) == 0 and len(demux) == 1
+
+
+def test_udp_from_another_peer_address_follows_the_local_port() -> None:
+    """A SIP peer's RTP may leave from another of its addresses than its SDP named."""
+    from ipaddress import IPv6Address as _A
+
+    from guest_agent.demux import FlowDemux as _Demux
+    from guest_agent.demux import Side as _Side
+
+    hoa, sdp_peer, real_peer = (_A(a).packed for a in
+                                ("2001:db8:6::1000", "2001:db8:8::1005", "2001:db8:8::1001"))
+
+    def udp(src: bytes, dst: bytes, sport: int, dport: int) -> bytes:
+        return (bytes([0x60, 0, 0, 0, 0, 8, 17, 64]) + src + dst
+                + sport.to_bytes(2, "big") + dport.to_bytes(2, "big") + bytes(4))
+
+    demux = _Demux(_Side.HOST_IPV4)
+    demux.note_outbound(udp(hoa, sdp_peer, 31000, 40000), _Side.HOST_IPV6, 0.0)
+    assert demux.classify(udp(real_peer, hoa, 40000, 31000), 1.0) is _Side.HOST_IPV6
+    assert demux.classify(udp(real_peer, hoa, 40000, 31002), 1.0) is _Side.HOST_IPV4
+    assert demux.classify(udp(real_peer, hoa, 40000, 31000), 1000.0) is _Side.HOST_IPV4
+
+
+def test_claimed_udp_port_goes_to_its_side_before_any_packet() -> None:
+    demux = FlowDemux(Side.HOST_IPV4, idle_timeout=10.0)
+    demux.claim_udp_port(40000, Side.HOST_IPV6, 0.0)
+    assert demux.classify(in_udp(dport=40000), 1.0) is Side.HOST_IPV6
+    demux.prune(11.0)
+    assert demux.classify(in_udp(dport=40000), 11.0) is Side.HOST_IPV4

@@ -111,7 +111,8 @@ def test_update_existing_binding_answers_at_once() -> None:
     assert ha.lookup(HOA.packed) == COA_B.packed
 
 
-@pytest.mark.parametrize("seq", [10, 9, 10 - 1000, 10 + 32768])
+# 10 + 32768 is newer per RFC 6275 9.5.1 (TAHI BU_SEQ_MAX_A1); 10 + 32769 is the first old one
+@pytest.mark.parametrize("seq", [10, 9, 10 - 1000, 10 + 32769])
 def test_stale_sequence_gets_135_with_cached_sequence(seq: int) -> None:
     ha = bound(seq=10)
     ha.receive_binding_update(COA_B, HOA, bu(seq % 65536), 5.0)

@@ -59,3 +59,16 @@ def test_random_initial_sequence_uses_injected_rng() -> None:
     assert 0 <= a <= 65535
     values = {random_initial_sequence(random.Random(i)) for i in range(20)}
     assert len(values) > 10
+
+
+def test_bu_sequence_window_follows_rfc6275_example() -> None:
+    """RFC 6275 9.5.1: after 15, 0-15 and 32784-65535 are old, 16-32783 newer (TAHI
+    BU_SEQ_* cases)."""
+    from netstack.mobility.sequence import bu_sequence_is_newer
+
+    assert bu_sequence_is_newer(16, 15) and bu_sequence_is_newer(32783, 15)
+    for old in (15, 14, 0, 32784, 65535):
+        assert not bu_sequence_is_newer(old, 15), old
+    assert bu_sequence_is_newer(32784, 32783) and bu_sequence_is_newer(15, 32783)
+    for old in (32782, 32783, 16):
+        assert not bu_sequence_is_newer(old, 32783), old

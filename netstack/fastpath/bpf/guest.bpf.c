@@ -121,6 +121,14 @@ struct {
 	__type(value, __u64);
 } ident SEC(".maps");
 
+/* Ports whose packets only Python may carry (the SIP ALG's signalling ports), both ways. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, __u16);
+	__type(value, __u8);
+} python_ports SEC(".maps");
+
 STATS_MAP(stats, ST_MAX);
 
 #define SIDE_HOST_IPV6 1
@@ -142,6 +150,11 @@ static __always_inline struct guest_state *get_state(void)
 {
 	__u32 key = 0;
 	return bpf_map_lookup_elem(&state, &key);
+}
+
+static __always_inline int python_port(__u16 sport, __u16 dport)
+{
+	return bpf_map_lookup_elem(&python_ports, &sport) || bpf_map_lookup_elem(&python_ports, &dport);
 }
 
 static __always_inline void note_flow(const __u8 *remote, __u16 local_port, __u16 remote_port,
@@ -188,6 +201,8 @@ static __always_inline int host_ipv4(struct __sk_buff *skb, struct guest_state *
 	__u8 *l4 = data + ETH_HLEN_ + IP4_HLEN;
 	__u16 sport = *(__u16 *)l4, dport = *(__u16 *)(l4 + 2);
 	__u32 csum_off = proto == PROTO_TCP ? TCP_CSUM_OFF : UDP_CSUM_OFF;
+	if (python_port(sport, dport))
+		return pass(ST_PASSED_HOST); /* the SIP ALG rewrites these */
 	if (proto == PROTO_UDP && *(__u16 *)(l4 + UDP_CSUM_OFF) == 0)
 		return pass(ST_PASSED_HOST); /* Python computes it (RFC 7915 4.5) */
 	__u32 limit = st->ipv6_mtu;
@@ -285,6 +300,8 @@ static __always_inline int host_ipv6(struct __sk_buff *skb, struct guest_state *
 	if (length != skb->len - ETH_HLEN_ || length > st->ipv6_mtu)
 		return pass(ST_PASSED_HOST);
 	__u8 *l4 = data + ETH_HLEN_ + IP6_HLEN;
+	if (python_port(*(__u16 *)l4, *(__u16 *)(l4 + 2)))
+		return pass(ST_PASSED_HOST); /* the SIP ALG reads these (media ports of E2 phones) */
 	note_flow(ip->dst, *(__u16 *)l4, *(__u16 *)(l4 + 2), proto, SIDE_HOST_IPV6);
 
 	HEADERS(struct encap_headers, h);
@@ -442,6 +459,8 @@ int visited_ingress(struct __sk_buff *skb)
 		return pass(ST_PASSED_VISITED);
 	__u8 proto = inner->next_header;
 	if (proto != PROTO_TCP && proto != PROTO_UDP)
+		return pass(ST_PASSED_VISITED);
+	if (python_port(*(__u16 *)l4, *(__u16 *)(l4 + 2)))
 		return pass(ST_PASSED_VISITED);
 	/* Receive routine 120's demultiplexer: only flows the host opened through us. */
 	struct flow_key key = {};

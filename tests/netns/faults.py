@@ -1,0 +1,97 @@
+"""Fault injection for the netns tier (issue 15): loss on a switch port, SIGKILL of a daemon.
+
+Loss: an nftables bridge table in the switch namespace drops `percent`% of the frames that
+enter or leave one port (`numgen random mod 100 < percent`), counting what it dropped. Every
+helper is bounded: the table goes with `clear_loss` or with the bed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import time
+from collections.abc import Iterator
+
+from provisioning import netns, processes
+from provisioning.nodes import agents
+from provisioning.topology import GUEST_SWITCH_PORT, SWITCH, namespace
+
+LOSS_TABLE = "m6loss"
+
+
+def loss_script(port: str, percent: int) -> str:
+    if not 0 <= percent <= 100:
+        raise ValueError("percent must be 0..100")
+    return (
+        f"add table bridge {LOSS_TABLE}\n"
+        f"delete table bridge {LOSS_TABLE}\n"
+        f"table bridge {LOSS_TABLE} {{\n"
+        "  chain lossy {\n"
+        "    type filter hook forward priority -200; policy accept;\n"
+        f"    iifname \"{port}\" numgen random mod 100 < {percent} counter drop comment \"in\"\n"
+        f"    oifname \"{port}\" numgen random mod 100 < {percent} counter drop comment \"out\"\n"
+        "  }\n"
+        "}\n"
+    )
+
+
+def _nft(prefix: str, args: list[str], script: str | None = None) -> str:
+    result = netns.run(namespace(prefix, SWITCH), ["nft", *args],
+                       input=script.encode() if script else None, timeout=10)
+    assert result.returncode == 0, result.stderr.decode()
+    return result.stdout.decode()
+
+
+def set_loss(prefix: str, percent: int, port: str = GUEST_SWITCH_PORT) -> None:
+    """Drop `percent`% of the frames in each direction on `port` (the visited link)."""
+    _nft(prefix, ["-f", "-"], loss_script(port, percent))
+
+
+def loss_counters(prefix: str) -> dict[str, int]:
+    """Frames dropped so far: {"in": n, "out": n}."""
+    data = json.loads(_nft(prefix, ["-j", "list", "table", "bridge", LOSS_TABLE]))
+    counts: dict[str, int] = {}
+    for item in data["nftables"]:
+        rule = item.get("rule")
+        if rule is None:
+            continue
+        for expr in rule["expr"]:
+            if "counter" in expr:
+                counts[rule.get("comment", "?")] = expr["counter"]["packets"]
+    return counts
+
+
+def clear_loss(prefix: str) -> None:
+    _nft(prefix, ["-f", "-"], f"add table bridge {LOSS_TABLE}\ndelete table bridge {LOSS_TABLE}\n")
+
+
+@contextlib.contextmanager
+def loss(prefix: str, percent: int) -> Iterator[None]:
+    set_loss(prefix, percent)
+    try:
+        yield
+    finally:
+        clear_loss(prefix)
+
+
+def kill_and_restart(state_dir: str, node: str, *, down_for: float = 0.5) -> tuple[int, int]:
+    """SIGKILL the agent `node` (no chance to save anything), wait, start it again from its
+    recorded command line. Returns (old pid, new pid)."""
+    old = processes.read_pid(state_dir, node)
+    assert old is not None and netns.pid_alive(old), f"{node} is not running"
+    os.kill(old, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while netns.pid_alive(old) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not netns.pid_alive(old), f"{node} survived SIGKILL"
+    time.sleep(down_for)
+    spec = processes.load_spec(state_dir, node)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(agents.socket_path(state_dir, node))
+    processes.start(state_dir, spec)
+    agents.wait_ready(state_dir, node)
+    new = processes.read_pid(state_dir, node)
+    assert new is not None and new != old
+    return old, new
