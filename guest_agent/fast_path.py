@@ -142,10 +142,10 @@ class AgentFastPath:
             log.warning("fast path state not written: %s", exc)
 
     def python_ports(self) -> frozenset[int]:
-        """The SIP ALG's ports (configured and learned): its packets stay on the Python path."""
+        """The SIP ALG's ports (configured and learned): SIP stays on the Python path."""
         host = self.agent.host_side
         alg = getattr(host, "sip_alg", None)
-        if alg is None or not alg.enabled:
+        if alg is None:  # (switched off, the ALG still sees and counts what it lets pass)
             return frozenset()
         return frozenset(alg.ports) | frozenset(alg.host_ports)
 

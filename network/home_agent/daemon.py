@@ -151,6 +151,7 @@ class HomeAgentDaemon:
             if isinstance(event, BindingCreated):
                 self.security.binding_updated(event.home_address, event.care_of_address)
                 self.nd.proxies.add(event.home_address)
+                self.fastpath.bind(event.home_address, event.care_of_address)
         if restored:
             log.info("restored %d binding(s) from %s", restored, self.bindings_file)
 
