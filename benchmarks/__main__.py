@@ -1,4 +1,5 @@
-"""`python -m benchmarks [inprocess|testbed|tayga|handover|hmip|ro|sip|all] [--json out.json]`;
+"""`python -m benchmarks [inprocess|testbed|tayga|handover|hmip|ro|sip|tls-gateway|all]
+[--json out.json]`;
 `python -m benchmarks fuzz --inputs N`; `python -m benchmarks ha-scale`."""
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from collections.abc import Sequence
 from benchmarks import report
 from benchmarks.inprocess import DEFAULT_ITERATIONS, DEFAULT_REPEATS
 
-SUITES = ("inprocess", "testbed", "tayga", "handover", "hmip", "ro", "sip", "fastpath", "all")
+SUITES = ("inprocess", "testbed", "tayga", "handover", "hmip", "ro", "sip", "tls-gateway",
+          "fastpath", "all")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,6 +83,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 found, missing = route_optimisation.handover()
             results += found
             skipped += missing
+    if args.suite in ("tls-gateway", "all"):
+        from benchmarks import tls_gateway
+
+        with console.status("HTTPS through the TLS gateway vs direct"):
+            found, missing = tls_gateway.run()
+        results += found
+        skipped += missing
     if args.suite in ("sip", "all"):
         from benchmarks import sip
 

@@ -21,6 +21,7 @@ from guest_agent.hmip import TerminalHmip
 from guest_agent.host_side import HostSide
 from guest_agent.route_optimisation import RouteOptimisation
 from guest_agent.security import MOBILITY, TUNNELLED, GuestSecurity
+from guest_agent.tls_gateway import make_tls_gateway
 from netstack.mobility.constants import MobilityTimers
 from netstack.mobility.events import (
     BindingAccepted,
@@ -115,11 +116,19 @@ class GuestAgent:
         self.monitor = LinkMonitor(ifname)
         # Virtual network 15 to the host OS (IPv4 apps translated, IPv6 apps passed through).
         self.host_side: HostSide | None = None
+        # Issue 13 (E8): host flows the TLS-gateway policy selects go to the guest's relay.
+        self.tls_gateway = make_tls_gateway(config, self.counters)
         if config.host_link.interface:
+            send, send_super = self._send_from_home_address, self._send_super_frame
+            if self.tls_gateway is not None:
+                send = self.tls_gateway.wrap_send(send)
+                send_super = self.tls_gateway.wrap_super_frame(send_super)
             self.host_side = HostSide(
-                config, self.counters, self._send_from_home_address, tunnel_mtu=config.tun.mtu,
-                send_super_frame=self._send_super_frame,
+                config, self.counters, send, tunnel_mtu=config.tun.mtu,
+                send_super_frame=send_super,
             )
+            if self.tls_gateway is not None:
+                self.tls_gateway.attach_host(self.host_side)
             self.hmip.switch_on_scenario(self.host_side)  # table 220: the configured MAP type
         self.route_optimisation = RouteOptimisation.from_config(  # E3 Fig. 20: 10011 / 11001
             config, hmip=self.hmip.enabled, dataplane=self.dataplane, node=self.node,
@@ -142,6 +151,8 @@ class GuestAgent:
         if self.host_side is not None:
             self.host_side.start(loop.loop)
             loop.add_reader(self.host_side.link, self._on_host_readable)
+        if self.tls_gateway is not None:
+            self.tls_gateway.start(loop.loop, loop.add_reader, self._from_tls_relay)
         now = loop.now()
         self.fastpath.start(now)
         if link_is_up(self.config.link.interface):
@@ -153,6 +164,8 @@ class GuestAgent:
         self.sa_state.save(time.monotonic())
         if self.host_side is not None:
             self.host_side.close()
+        if self.tls_gateway is not None:
+            self.tls_gateway.close()
         for closer in (self.monitor.close, self.tun.close, self.node.close):
             with contextlib.suppress(OSError):
                 closer()
@@ -279,6 +292,15 @@ class GuestAgent:
         if self.host_side is not None:
             self.host_side.note_guest_outbound(packets, now)
         self._send_from_home_address(packets, now)
+
+    def _from_tls_relay(self, packets: list[bytes]) -> None:
+        """The guest's TLS relay answers the host (E8): like packets out of the tunnel."""
+        if self.host_side is None:
+            return
+        now = time.monotonic()
+        for packet in packets:
+            self.host_side.deliver(memoryview(packet), now)
+        self.host_side.flush()
 
     def _on_host_readable(self) -> None:
         assert self.host_side is not None
@@ -458,6 +480,7 @@ class GuestAgent:
             "fastpath": self.fastpath.as_dict(),
             "uptime": round(now - self.started_at, 3),
             **(self.host_side.status(now) if self.host_side is not None else {}),
+            **(self.tls_gateway.status(now) if self.tls_gateway is not None else {}),
         }
 
     def handle_control(self, request: dict[str, Any]) -> dict[str, Any]:

@@ -112,6 +112,34 @@ class DnsSection:
 
 
 @dataclass
+class TlsGatewaySection:
+    """Patent E8 (issue 13): host TCP flows matching the policy are terminated in the guest
+    and carried inside a TLS session to the gateway (one HTTP CONNECT per connection).
+
+    `ports`: TCP destination ports that go through the gateway (the relay listens on each in
+    the guest); `destinations`: IPv6 prefixes they must be in (empty = any). `device` is the
+    TUN that hands the flows to the relay; `reply_mark` the relay's socket mark and, like
+    `divert_mark`, the number of its policy-routing table.
+    """
+
+    enabled: bool = False
+    name: str = "gw.example"  # verified against the gateway's certificate, and sent as SNI
+    address: IPv6Address = IPv6Address("2001:db8:8::3128")
+    port: int = 3128
+    ca_file: Path | None = None  # None: the system's trust store
+    # The terminal's certificate and key, if the gateway asks for one (PEM files)
+    client_cert: Path | None = None
+    client_key: Path | None = None
+    keylog_file: Path | None = None  # SSLKEYLOGFILE of the outer sessions
+    ports: list[int] = field(default_factory=lambda: [443])
+    destinations: list[IPv6Network] = field(default_factory=list)
+    connect_timeout: float = 1.5  # gateway unreachable: the host gets a reset within this
+    device: str = "tls0"
+    reply_mark: int = 0x1301
+    divert_mark: int = 0x1302
+
+
+@dataclass
 class SipAlgSection:
     """The SIP/SDP ALG for IPv4 phones on the host (guest_agent/sip_alg_path.py, issue 12).
 
@@ -147,6 +175,7 @@ class AgentConfig:
     dns: DnsSection = field(default_factory=DnsSection)
     ipsec: IpsecSection = field(default_factory=IpsecSection)
     fastpath: FastPathSection = field(default_factory=FastPathSection)
+    tls_gateway: TlsGatewaySection = field(default_factory=TlsGatewaySection)
     route_optimisation: RouteOptimisationSection = field(default_factory=RouteOptimisationSection)
     sip_alg: SipAlgSection = field(default_factory=SipAlgSection)
     hmip: HmipSection = field(default_factory=HmipSection)

@@ -90,6 +90,11 @@ class FlowDemux:
                     return port[0]
         return self.default
 
+    def side_of(self, key: FlowKey) -> Side | None:
+        """The side that owns flow `key` (protocol, local port, remote address, remote port)."""
+        found = self._flows.get(key)
+        return None if found is None else found[0]
+
     def prune(self, now: float) -> int:
         """Forget idle flows; if still too many, the oldest half. Returns how many went."""
         before = len(self._flows)

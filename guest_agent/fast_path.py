@@ -142,12 +142,17 @@ class AgentFastPath:
             log.warning("fast path state not written: %s", exc)
 
     def python_ports(self) -> frozenset[int]:
-        """The SIP ALG's ports (configured and learned): SIP stays on the Python path."""
-        host = self.agent.host_side
-        alg = getattr(host, "sip_alg", None)
-        if alg is None:  # (switched off, the ALG still sees and counts what it lets pass)
-            return frozenset()
-        return frozenset(alg.ports) | frozenset(alg.host_ports)
+        """Ports whose packets stay on the Python path: the SIP ALG's (configured and learned;
+        switched off, the ALG still sees and counts what it lets pass) and the TLS gateway's
+        diverted TCP ports (issue 13: the relay must get those connections)."""
+        ports: set[int] = set()
+        alg = getattr(self.agent.host_side, "sip_alg", None)
+        if alg is not None:
+            ports |= set(alg.ports) | set(alg.host_ports)
+        tls = getattr(self.agent.config, "tls_gateway", None)
+        if tls is not None and tls.enabled:
+            ports |= set(tls.ports)
+        return frozenset(ports)
 
     def _table_changed(self, entry: TranslationEntry, added: bool) -> None:
         if self.programs is None:

@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="MAP registration type of the guest (scenario 10100/10200/10300)")
     tb_up.add_argument("--guest", choices=("lite", "vm"), default="lite",
                        help="lite: the guest agent in a namespace; vm: the QEMU guest (issue 5)")
+    tb_up.add_argument("--tls-gateway", action="store_true",
+                       help="Squid TLS gateway gw.example, HTTPS on the CN, a test CA; the "
+                       "guest carries host TCP 443/8443 inside TLS to the gateway (issue 13)")
     tb_up.add_argument("--ro", action="store_true",
                        help="route optimisation at the terminal and at the CN (its userspace "
                        "daemon), and cn2 (2001:db8:8::2001), a correspondent without Mobile IPv6")
@@ -77,6 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_prefix(tb_keys)
     tb_keys.add_argument("--tshark", action="store_true",
                          help="print the tshark -o arguments that decrypt every SA of the bed")
+    tb_keys.add_argument("--tls-keylog", action="store_true",
+                         help="print the path of the guest's outer TLS sessions' key log "
+                         "(SSLKEYLOGFILE format, for tshark -o tls.keylog_file:PATH)")
+    tb_ca = tb_sub.add_parser("ca", help="print the path of the bed's test CA certificate (PEM)")
+    _add_prefix(tb_ca)
     tb_down = tb_sub.add_parser("down", help="stop everything and delete the namespaces")
     _add_prefix(tb_down)
     tb_exec = tb_sub.add_parser("exec", help="run a command in a node's namespace")
@@ -133,6 +141,7 @@ def _cmd_testbed(args: argparse.Namespace) -> int:
                                     pool=args.pool, idle_timeout=args.idle_timeout,
                                     ipsec=args.ipsec, guest=args.guest,
                                     fastpath=not args.no_fastpath,
+                                    tls_gateway=args.tls_gateway,
                                     hmip=args.hmip, hmip_type=args.hmip_type, ro=args.ro,
                                     sip=args.sip, sip_alg=not args.no_sip_alg)
         try:
@@ -144,6 +153,11 @@ def _cmd_testbed(args: argparse.Namespace) -> int:
             raise ProvisioningError(
                 f"{exc} (clean up with `{PROG} testbed down --prefix {args.prefix}`)") from exc
         print(f"test bed {args.prefix} up (state dir {sdir})")
+        return 0
+    if args.testbed_command == "ca" or (args.testbed_command == "keys" and args.tls_keylog):
+        from provisioning.nodes import tls_paths
+
+        print(tls_paths.bed_file(args.prefix, STATE_ROOT, args.testbed_command))
         return 0
     if args.testbed_command == "call":
         return _cmd_call(args)

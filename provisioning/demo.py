@@ -38,6 +38,7 @@ class DemoReport:
     transfer_seconds: float = 0.0
     counters: dict[str, dict[str, int]] = field(default_factory=dict)
     fastpath: dict[str, str] = field(default_factory=dict)  # issue 14, per node
+    tls_gateway_ok: bool | None = None  # issue 13 (lite guest only)
     route_optimised: bool | None = None  # issue 9: direct path up before and after a move
     sip_call: dict[str, Any] | None = None  # issue 12 (lite demo)
 
@@ -88,7 +89,8 @@ def run_demo(console: Console, prefix: str = "demo", keep: bool = False,
                                                               log=console.print))
         else:
             with console.status("building the test bed (namespaces, bridges, radvd, HA, CN)..."):
-                sdir = testbed_module.up(testbed_module.UpOptions(prefix=prefix, sip=True))
+                sdir = testbed_module.up(testbed_module.UpOptions(prefix=prefix, sip=True,
+                                                                  tls_gateway=True))
         console.print(f"test bed [bold]{prefix}[/] up in {time.monotonic() - started:.1f}s "
                       f"(state in {sdir})")
         with console.status("mobile node: RS -> RA -> CoA -> BU to the HA -> BA ..."):
@@ -130,6 +132,10 @@ def run_demo(console: Console, prefix: str = "demo", keep: bool = False,
             report.bytes_received = out.stat().st_size if out.exists() else 0
             report.intact = (report.bytes_received == report.bytes_expected
                              and _sha256(out) == expected_sha)
+        if guest == "lite":  # issue 13: TLS inside TLS through the gateway (E8)
+            from provisioning.demo_tls import show_tls_gateway
+
+            report.tls_gateway_ok = show_tls_gateway(console, prefix, sdir)
         if guest != "vm":
             from provisioning import demo_sip
 
@@ -178,6 +184,9 @@ def _print_report(console: Console, report: DemoReport) -> None:
     table.add_row("transfer", f"{report.bytes_received} of {report.bytes_expected} bytes in "
                   f"{report.transfer_seconds:.1f} s")
     table.add_row("byte-exact (sha256)", "yes" if report.intact else "[red]NO[/]")
+    if report.tls_gateway_ok is not None:
+        table.add_row("HTTPS inside TLS via gw.example", "200" if report.tls_gateway_ok
+                      else "[red]failed[/]")
     if report.sip_call is not None:
         from provisioning import demo_sip
 

@@ -107,6 +107,10 @@ def render(merged: dict[str, Any], console: Console) -> None:
             for row in guest["translation_table"] if isinstance(row, dict)
         ]
         console.print(_table("Translation table (table 230)", TRANSLATION_COLUMNS, rows))
+    if isinstance(guest, dict) and isinstance(guest.get("tls_gateway"), dict):
+        from provisioning.status_tls import render_tls_gateway  # issue 13 (E8)
+
+        render_tls_gateway(guest["tls_gateway"], console)
     terminations = (guest.get("ipsec") or {}).get("terminations") if isinstance(guest, dict) else None
     if terminations:  # issue 12: both ESP layers per flow (patent E5)
         console.print(_table("ESP terminations per flow (mobility tunnel, end to end)",

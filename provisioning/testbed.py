@@ -18,7 +18,7 @@ from pyroute2 import IPRoute
 
 from provisioning import netns, processes, radvd
 from provisioning.errors import ProvisioningError
-from provisioning.nodes import agents, cn, correspondent, dns, host, sip
+from provisioning.nodes import agents, cn, correspondent, dns, gateway, host, sip
 from provisioning.nodes import hmip as hmip_bed
 from provisioning.nodes import ipsec as ipsec_keys
 from provisioning.nodes import route_optimisation as ro_nodes
@@ -56,6 +56,7 @@ class UpOptions:
     ipsec: str = ""  # issue 4: "signalling,tunnel,tunnel-only,e2e" (any combination)
     guest: str = "lite"  # issue 5: "vm" = the QEMU guest instead of the `guest` namespace
     fastpath: bool = True  # issue 14: the agents' eBPF fast path (False: pure Python path)
+    tls_gateway: bool = False  # issue 13: Squid TLS gateway `gw`, HTTPS on the CN, test CA
     sip: bool = False  # issue 12: Kamailio in `sip`, baresip phones on host and cn
     sip_alg: bool = True  # issue 12: the guest's SIP ALG (off = the 488 control case)
     log: Callable[[str], None] = print  # progress lines of the VM set-up
@@ -234,8 +235,12 @@ def up(options: UpOptions) -> str:
                             key_files[ipsec_keys.CN_KEYS] if ipsec.end_to_end else None)
     cn.start_services(sdir, namespace(prefix, "cn"))
     dns.start(sdir, namespace(prefix, dns.DNS_NODE))
+    if options.tls_gateway:
+        gateway.start(sdir, prefix)
     agents.write_configs(sdir, refuse_home_address=options.ha_refuse, translation=translation,
-                         ipsec=ipsec, offloads=not vm_guest, route_optimisation=options.ro,
+                         ipsec=ipsec, offloads=not vm_guest,
+                         guest_extra=gateway.guest_tables(sdir) if options.tls_gateway else None,
+                         route_optimisation=options.ro,
                          fastpath=options.fastpath)
     if options.sip:
         sip.write_alg_config(sdir, enabled=options.sip_alg)
@@ -258,7 +263,7 @@ def up(options: UpOptions) -> str:
         host.configure(sdir, namespace(prefix, host.HOST_NODE), translation)
     if options.sip:
         sip.start(sdir, prefix, home_ipv4=str(translation.addresses()[2]),
-                  cn_kernel_routes=not ipsec.end_to_end, with_phones=options.agents)
+                  with_phones=options.agents)
     return sdir
 
 

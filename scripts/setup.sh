@@ -10,6 +10,8 @@ APT_PACKAGES=(python3 python3-venv python3-pip iproute2 radvd tshark iperf3 nfta
               qemu-system-x86 qemu-utils debootstrap e2fsprogs libvirt-daemon
               libvirt-daemon-driver-qemu libvirt-clients libvirt-dev pkg-config gcc python3-dev
               openssh-client
+              # the TLS gateway of patent E8 (issue 13): Squid with OpenSSL (https_port)
+              squid-openssl
               # SIP VoIP (issue 12): the proxy and the phones; stdbuf (coreutils) for their logs
               kamailio baresip-core coreutils
               # the eBPF fast path (issue 14): clang builds the tc programs, libbpf1 loads them

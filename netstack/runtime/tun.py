@@ -8,6 +8,7 @@ write is exactly one IP packet, no 4-byte packet-information prefix.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import ipaddress
 import os
@@ -15,6 +16,7 @@ import socket
 import struct
 
 from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
 
 from netstack.runtime._blocking import call_blocking
 
@@ -32,6 +34,27 @@ def _iproute(method: str, *args: object, **kwargs: object) -> None:
     def run() -> None:
         with IPRoute() as ipr:
             getattr(ipr, method)(*args, **kwargs)
+
+    call_blocking(run)
+
+
+def add_loopback_address(address: ipaddress.IPv6Address, *, preferred: bool = False) -> None:
+    """Give an address to `lo`: the kernel delivers packets for it whatever interface they come
+    in by, but programs that pick "the interface's address" (baresip, via getifaddrs) never see
+    it on the TUN. Idempotent (an existing address is left alone)."""
+    extra: dict[str, object] = {"flags": IFA_F_NODAD}
+    if not preferred:
+        extra["IFA_CACHEINFO"] = {"ifa_preferred": 0, "ifa_valid": 0xFFFFFFFF,
+                                  "cstamp": 0, "tstamp": 0}
+
+    def run() -> None:
+        with IPRoute() as ipr:
+            index = ipr.link_lookup(ifname="lo")[0]
+            try:
+                ipr.addr("add", index=index, address=str(address), prefixlen=128, **extra)
+            except NetlinkError as exc:
+                if exc.code != errno.EEXIST:
+                    raise
 
     call_blocking(run)
 

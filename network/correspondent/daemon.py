@@ -31,7 +31,7 @@ from netstack.runtime.link_node import LinkNode
 from netstack.runtime.linkconfig import configure_link, link_is_up
 from netstack.runtime.loop import NodeLoop
 from netstack.runtime.sa_state import SaStatePersister
-from netstack.runtime.tun import TunDevice
+from netstack.runtime.tun import TunDevice, add_loopback_address
 from network.correspondent.config import CorrespondentConfig
 from network.correspondent.route_optimisation import CorrespondentRouteOptimisation
 
@@ -64,8 +64,11 @@ class CorrespondentDaemon:
         self.node = LinkNode(self.link, self.nd, self.counters)
         self.tun = TunDevice(config.tun.name, config.tun.mtu)
         self.tun.add_address(section.address, 128)
-        for extra in section.extra_addresses:  # deprecated: replies still come from `address`
-            self.tun.add_address(extra, 128, preferred=False)
+        # The extra addresses (cn1..cn5.example) live on `lo`, deprecated: replies still come
+        # from `address`, and a program that takes the TUN's first address for its own (a
+        # softphone's SDP) gets `address`, which is what the end-to-end SPD selects.
+        for extra in section.extra_addresses:
+            add_loopback_address(extra)
         self._owned = frozenset(a.packed for a in (section.address, *section.extra_addresses))
         self.route_optimisation: CorrespondentRouteOptimisation | None = None
         if config.route_optimisation.enabled:

@@ -124,11 +124,14 @@ def home_agent_config(state_dir: str, *, refuse_home_address: bool = False) -> d
 def write_configs(state_dir: str, *, refuse_home_address: bool = False,
                   translation: TranslationOptions | None = None,
                   ipsec: IpsecOptions | None = None, offloads: bool = False,
+                  guest_extra: Mapping[str, Mapping[str, TomlValue]] | None = None,
                   route_optimisation: bool = False, fastpath: bool = True) -> None:
     """Both agents' config files. `offloads`: the agents read their links with
     PACKET_VNET_HDR, so the bed's veths may keep TSO/GRO (topology.OFFLOAD_ENDS).
+    `guest_extra`: more tables of guest.toml (e.g. issue 13's [tls_gateway]).
     `fastpath`: [fastpath] enabled (issue 14; `testbed up --no-fastpath` turns it off)."""
-    for node, tables in ((GUEST, guest_config(state_dir, translation)),
+    guest_tables = {**guest_config(state_dir, translation), **(guest_extra or {})}
+    for node, tables in ((GUEST, guest_tables),
                          (HOME_AGENT_NODE, home_agent_config(state_dir,
                                                              refuse_home_address=refuse_home_address))):
         if offloads:

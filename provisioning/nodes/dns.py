@@ -14,6 +14,8 @@ from ipaddress import IPv6Address
 from provisioning import processes
 from provisioning.topology import CN_ADDRESS, CN_EXTRA_ADDRESSES, DNS_ADDRESS
 
+GW_ADDRESS = IPv6Address("2001:db8:8::3128")  # issue 13: provisioning.nodes.gateway's address
+
 DNS_NODE = "dns"
 DNSMASQ = "/usr/sbin/dnsmasq"
 ZONE_DOMAIN = "example"
@@ -23,7 +25,8 @@ def zone() -> dict[str, IPv6Address]:
     """Name -> its only (AAAA) address."""
     from provisioning.nodes.sip import SIP_ADDRESS, SIP_DOMAIN
 
-    records = {f"cn.{ZONE_DOMAIN}": CN_ADDRESS, SIP_DOMAIN: SIP_ADDRESS}  # issue 12
+    records = {f"cn.{ZONE_DOMAIN}": CN_ADDRESS, SIP_DOMAIN: SIP_ADDRESS,  # issue 12
+               f"gw.{ZONE_DOMAIN}": GW_ADDRESS}  # issue 13: the TLS gateway (--tls-gateway)
     for i, address in enumerate((CN_ADDRESS, *CN_EXTRA_ADDRESSES), start=1):
         records[f"cn{i}.{ZONE_DOMAIN}"] = address
     return records

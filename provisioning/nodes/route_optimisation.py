@@ -3,7 +3,7 @@
 - The guest's `[route_optimisation]` section (on at the terminal; the CN daemon always has it).
 - `cn2`: a correspondent WITHOUT Mobile IPv6 (plain kernel IPv6, `2001:db8:8::2001`) serving
   the same `/` and `/big` over HTTP. It hangs off the core router on a veth of its own (core
-  `eth4`, `fe80::1`), routed as a /128 of the CN prefix: the CN's own point-to-point link
+  `cn2-0`, `fe80::1`), routed as a /128 of the CN prefix: the CN's own point-to-point link
   stays as it is, and to the mobile node cn2 is just another correspondent on 2001:db8:8::/64.
   Its kernel answers a HoTI/CoTI with an ICMPv6 Parameter Problem (unknown next header 135).
 """
@@ -14,15 +14,13 @@ import os
 import sys
 from ipaddress import IPv6Address
 
-from pyroute2 import IPRoute
-
 from provisioning import processes
+from provisioning.nodes import stub_node
 from provisioning.nodes.cn import write_web_root
-from provisioning.topology import namespace
 
 CN2 = "cn2"
 CN2_ADDRESS = IPv6Address("2001:db8:8::2001")
-CORE_CN2_IFNAME = "eth4"
+CORE_CN2_IFNAME = "cn2-0"  # not ethN: other flags add core interfaces (--hmip: eth4, eth5)
 CORE_CN2_LINK_LOCAL = "fe80::1"
 
 
@@ -33,21 +31,8 @@ def guest_tables(tables: dict[str, dict[str, object]]) -> None:
 
 def add_cn2(prefix: str, sdir: str) -> str:
     """Build the `cn2` namespace, link and routes, and start its HTTP server."""
-    from provisioning import testbed as tb  # the bed's own helpers (imported late: no cycle)
 
-    ns, core = namespace(prefix, CN2), namespace(prefix, "core")
-    tb._prepare_namespace(ns, router=False)
-    tb._create_veth(core, CORE_CN2_IFNAME, ns, "eth0")
-    tb._add_address(core, CORE_CN2_IFNAME, f"{CORE_CN2_LINK_LOCAL}/64")
-    tb._add_address(ns, "eth0", f"{CN2_ADDRESS}/128")
-    tb._set_up(core, CORE_CN2_IFNAME)
-    tb._set_up(ns, "eth0")
-    with IPRoute(netns=core) as ipr:
-        ipr.route("add", dst=f"{CN2_ADDRESS}/128", oif=tb._link_index(ipr, CORE_CN2_IFNAME),
-                  family=10)
-    with IPRoute(netns=ns) as ipr:
-        ipr.route("add", dst="::/0", gateway=CORE_CN2_LINK_LOCAL,
-                  oif=tb._link_index(ipr, "eth0"), family=10)
+    ns = stub_node.build(prefix, CN2, CN2_ADDRESS, CORE_CN2_IFNAME, CORE_CN2_LINK_LOCAL)
     web_root = os.path.join(sdir, "www")
     write_web_root(web_root)
     processes.start(sdir, processes.ProcessSpec(

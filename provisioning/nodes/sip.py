@@ -21,10 +21,9 @@ from dataclasses import dataclass
 from ipaddress import IPv6Address
 from pathlib import Path
 
-from pyroute2 import IPRoute
-
 from provisioning import netns, processes
 from provisioning.errors import ProvisioningError
+from provisioning.nodes import stub_node
 from provisioning.topology import CN_ADDRESS, DNS_ADDRESS, HOME_ADDRESS, namespace
 
 SIP_NODE = "sip"
@@ -116,26 +115,9 @@ def baresip_account(phone: Phone) -> str:
 # ---------------------------------------------------------------------- the sip node
 
 
-def build_node(prefix: str, *, cn_kernel_routes: bool) -> None:
+def build_node(prefix: str) -> None:
     """The `sip` namespace, its link to core and the routes that reach it."""
-    from provisioning import testbed  # the bed's netlink helpers
-
-    ns, core = namespace(prefix, SIP_NODE), namespace(prefix, "core")
-    testbed._prepare_namespace(ns, router=False)
-    testbed._create_veth(core, "eth-sip", ns, "eth0")
-    testbed._add_address(ns, "eth0", f"{SIP_ADDRESS}/128")
-    testbed._add_address(core, "eth-sip", f"{CORE_LINK_LOCAL}/64")
-    testbed._set_up(ns, "eth0")
-    testbed._set_up(core, "eth-sip")
-    with IPRoute(netns=core) as ipr:
-        ipr.route("add", dst=f"{SIP_ADDRESS}/128", oif=ipr.link_lookup(ifname="eth-sip")[0],
-                  family=10)
-    with IPRoute(netns=ns) as ipr:
-        ipr.route("add", dst="::/0", gateway=CORE_LINK_LOCAL,
-                  oif=ipr.link_lookup(ifname="eth0")[0], family=10)
-    if cn_kernel_routes:  # the CN thinks the whole /64 is on its link: send ::5060 to core
-        with IPRoute(netns=namespace(prefix, "cn")) as ipr:
-            ipr.route("add", dst=f"{SIP_ADDRESS}/128", gateway="2001:db8:8::1", family=10)
+    stub_node.build(prefix, SIP_NODE, SIP_ADDRESS, "eth-sip", CORE_LINK_LOCAL)
 
 
 def options_probe(timeout: float = 1.0) -> bytes:
@@ -244,10 +226,9 @@ def write_alg_config(state_dir: str, *, enabled: bool) -> None:
         f.write(f"[sip_alg]\nenabled = {'true' if enabled else 'false'}\nports = [{SIP_PORT}]\n")
 
 
-def start(state_dir: str, prefix: str, *, home_ipv4: str, cn_kernel_routes: bool,
-          with_phones: bool = True) -> None:
+def start(state_dir: str, prefix: str, *, home_ipv4: str, with_phones: bool = True) -> None:
     """The sip node, Kamailio (answering OPTIONS), then the three phones (registered)."""
-    build_node(prefix, cn_kernel_routes=cn_kernel_routes)
+    build_node(prefix)
     start_proxy(state_dir, prefix)
     if with_phones:
         start_phones(state_dir, prefix, home_ipv4)

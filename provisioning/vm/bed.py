@@ -22,6 +22,7 @@ from pyroute2 import IPRoute
 from provisioning import control, processes
 from provisioning.errors import ProvisioningError
 from provisioning.image import GUEST_STATE_DIR, GuestImage
+from provisioning.nodes import tls_vm
 from provisioning.nodes.agents import GUEST, config_path, socket_path
 from provisioning.offloads import set_offloads_off
 from provisioning.topology import BRIDGES, GUEST_START_BRIDGE, GUEST_SWITCH_PORT, SWITCH, namespace
@@ -103,6 +104,7 @@ def start(prefix: str, state_dir: str, image: GuestImage, *, log=print) -> dict[
     timings["ssh"] = time.monotonic() - started
     config = guest_config_for_vm(state_dir)
     with GuestShell(spec) as shell:
+        tls_vm.push_files(shell, state_dir)  # issue 13: the test CA the guest's relay trusts
         baked = shell.run("cat /etc/mip6term/guest.toml").stdout
         if baked.strip() != config.strip():
             log("guest.toml of this bed differs from the image's: deploying it")

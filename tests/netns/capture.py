@@ -38,10 +38,13 @@ class Capture:
 
 
 @contextmanager
-def capture(namespace: str, interface: str, path: str | os.PathLike[str], bpf: str = "") -> Iterator[Capture]:
-    """tcpdump on `interface` in `namespace` while the block runs; yields the pcap's Capture."""
+def capture(namespace: str, interface: str, path: str | os.PathLike[str], bpf: str = "",
+            snaplen: int = 256) -> Iterator[Capture]:
+    """tcpdump on `interface` in `namespace` while the block runs; yields the pcap's Capture.
+    `snaplen` 0 keeps whole frames (needed to decrypt)."""
     path = str(path)
-    argv = ["tcpdump", "-i", interface, "--immediate-mode", "-U", "-n", "-s", "256", "-w", path]
+    argv = ["tcpdump", "-i", interface, "--immediate-mode", "-U", "-n", "-s", str(snaplen),
+            "-w", path]
     if bpf:
         argv.append(bpf)
     proc = netns.popen(namespace, argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -22,7 +22,8 @@ def _cli(*argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=timeout, check=False)
 
 
-_COMMAND_WORDS = {"testbed", "up", "down", "exec", "move", "status", "agent", "restart"}
+_COMMAND_WORDS = {"testbed", "up", "down", "exec", "move", "status", "agent", "restart", "keys",
+                  "ca"}
 _bed_counter = itertools.count()
 
 

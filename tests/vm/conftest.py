@@ -35,18 +35,24 @@ def new_prefix() -> str:
     return f"v{os.getpid() % 1000}x{next(_bed_counter)}"
 
 
-@pytest.fixture
-def vm_bed() -> Iterator[BedHandle]:
-    """A whole bed with `--guest vm`, torn down afterwards (VM, TAPs, namespaces)."""
+def bring_up_vm_bed(*extra: str) -> Iterator[BedHandle]:
+    """A whole bed with `--guest vm` (and `extra` flags of `testbed up`), torn down afterwards
+    (VM, TAPs, namespaces)."""
     reason = vm_tier_available()
     if reason:
         pytest.skip(reason)
     prefix = new_prefix()
     bed = BedHandle(prefix=prefix, state_dir=topology.state_dir(prefix))
     try:
-        result = _cli("testbed", "up", "--prefix", prefix, "--guest", "vm",
+        result = _cli("testbed", "up", "--prefix", prefix, "--guest", "vm", *extra,
                       timeout=VM_BED_UP_TIMEOUT)
         assert result.returncode == 0, f"testbed up --guest vm failed: {result.stderr}"
         yield bed
     finally:
         _cli("testbed", "down", "--prefix", prefix, timeout=120)
+
+
+@pytest.fixture
+def vm_bed() -> Iterator[BedHandle]:
+    """A whole bed with `--guest vm`, torn down afterwards (VM, TAPs, namespaces)."""
+    yield from bring_up_vm_bed()
