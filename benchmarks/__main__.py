@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from benchmarks import report
 from benchmarks.inprocess import DEFAULT_ITERATIONS, DEFAULT_REPEATS
 
-SUITES = ("inprocess", "testbed", "tayga", "handover", "hmip", "ro", "sip", "tls-gateway",
+SUITES = ("inprocess", "testbed", "tayga", "handover", "hmip", "ro", "sip", "tls-gateway", "nemo",
           "fastpath", "all")
 
 
@@ -67,6 +67,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         with console.status(f"test bed {args.prefix}e with ESP-GCM on the tunnel"):
             found, missing = testbed.run(f"{args.prefix}e", args.duration, keep=args.keep,
                                          ipsec="tunnel")
+        results += found
+        skipped += missing
+    if args.suite in ("nemo", "all"):
+        from benchmarks import nemo
+
+        with console.status(f"NEMO test bed {args.prefix}n"):
+            found, missing = nemo.run(f"{args.prefix}n", args.duration, keep=args.keep)
         results += found
         skipped += missing
     if args.suite in ("handover", "all"):

@@ -19,6 +19,7 @@ from guest_agent.dataplane import GuestDataPlane
 from guest_agent.fast_path import VISITED_LINK_PROTOCOL, AgentFastPath
 from guest_agent.hmip import TerminalHmip
 from guest_agent.host_side import HostSide
+from guest_agent.mobile_network import attach_mobile_network, mobile_router
 from guest_agent.route_optimisation import RouteOptimisation
 from guest_agent.security import MOBILITY, TUNNELLED, GuestSecurity
 from guest_agent.tls_gateway import make_tls_gateway
@@ -104,6 +105,8 @@ class GuestAgent:
             timers=timers,
             require_protection=config.ipsec.require_protection,
         )
+        if config.nemo.prefixes:  # NEMO: a mobile router registers its prefixes (RFC 3963)
+            self.mobile_node = mobile_router(config, timers)
         self.dataplane = GuestDataPlane(mob.home_address.packed, self.link.mac, self.counters)
         self.dataplane.partial_checksums = self.link.vnet_hdr
         if self.security.esp_tunnel:
@@ -133,6 +136,7 @@ class GuestAgent:
         self.route_optimisation = RouteOptimisation.from_config(  # E3 Fig. 20: 10011 / 11001
             config, hmip=self.hmip.enabled, dataplane=self.dataplane, node=self.node,
             counters=self.counters, scenarios=self.host_side.scenarios if self.host_side else None)
+        self.mobile_network = attach_mobile_network(self)  # NEMO: None unless [nemo] prefixes
         self.fastpath = AgentFastPath(self)  # eBPF tc programs under this Python path
         self.loop: NodeLoop | None = None
         self.care_of_address: IPv6Address | None = None
@@ -154,6 +158,8 @@ class GuestAgent:
         if self.tls_gateway is not None:
             self.tls_gateway.start(loop.loop, loop.add_reader, self._from_tls_relay)
         now = loop.now()
+        if self.mobile_network is not None:
+            self.mobile_network.start(now)
         self.fastpath.start(now)
         if link_is_up(self.config.link.interface):
             self.nd.link_up(now)
@@ -162,6 +168,9 @@ class GuestAgent:
     def close(self) -> None:
         self.fastpath.close()
         self.sa_state.save(time.monotonic())
+        if self.mobile_network is not None:  # a final RA (router lifetime 0)
+            with contextlib.suppress(OSError):
+                self.mobile_network.stop(time.monotonic())
         if self.host_side is not None:
             self.host_side.close()
         if self.tls_gateway is not None:
@@ -177,6 +186,8 @@ class GuestAgent:
         self.hmip.handle_timer(now)
         if self.host_side is not None:
             self.host_side.handle_timer(now)
+        if self.mobile_network is not None:
+            self.mobile_network.handle_timer(now)
         self.fastpath.handle_timer(now)
         self._after_input(now)
 
@@ -219,6 +230,8 @@ class GuestAgent:
                 inner = self.dataplane.inbound(packet)
                 if inner is not None:
                     tun_out.append(inner)
+        if self.mobile_network is not None:  # NEMO: packets for the mobile network
+            tun_out = self.mobile_network.route_inbound(tun_out, now)
         tun_out = self.route_optimisation.take_signalling(tun_out, now)  # HoTs
         tun_out = self.security.to_hoa(tun_out, now)  # end-to-end ESP terminates here
         host_side = self.host_side
@@ -306,13 +319,22 @@ class GuestAgent:
         assert self.host_side is not None
         now = time.monotonic()
         self.host_side.on_readable(now)
+        if self.mobile_network is not None:  # NEMO: the mobile network's packets to the HA
+            self.mobile_network.flush()
+            forwarded = self.mobile_network.take_outbound()
+            if forwarded:
+                self._send_from_home_address(forwarded, now, forwarded=True)
         self._after_input(now)
 
-    def _send_from_home_address(self, packets: list[bytes], now: float) -> None:
-        """Send routine 100: packets of the home address, tunnelled (or native at home)."""
-        packets = self.security.from_hoa(packets, now)  # end-to-end ESP before the tunnel
-        packets = self.route_optimisation.outbound(packets, now)  # HAO, direct to bound CNs
-        frames, unresolved = self.dataplane.outbound(packets)
+    def _send_from_home_address(
+        self, packets: list[bytes], now: float, *, forwarded: bool = False
+    ) -> None:
+        """Send routine 100: packets of the home address (or `forwarded` from the mobile
+        network), tunnelled (or native at home)."""
+        if not forwarded:
+            packets = self.security.from_hoa(packets, now)  # end-to-end ESP before the tunnel
+            packets = self.route_optimisation.outbound(packets, now)  # HAO, direct to bound CNs
+        frames, unresolved = self.dataplane.outbound(packets, forwarded=forwarded)
         self.node.send_frames(frames)
         if unresolved or self.route_optimisation.signalling_pending:
             self.route_optimisation.signalling_pending = False
@@ -374,6 +396,7 @@ class GuestAgent:
                     self.route_optimisation.get_timer(),
                     self.hmip.get_timer(),
                     self.host_side.get_timer() if self.host_side is not None else None,
+                    self.mobile_network.get_timer() if self.mobile_network is not None else None,
                     self.fastpath.get_timer(),
                 ]
             )
@@ -481,6 +504,7 @@ class GuestAgent:
             "uptime": round(now - self.started_at, 3),
             **(self.host_side.status(now) if self.host_side is not None else {}),
             **(self.tls_gateway.status(now) if self.tls_gateway is not None else {}),
+            **(self.mobile_network.status(self.mobile_node) if self.mobile_network else {}),  # type: ignore[arg-type]
         }
 
     def handle_control(self, request: dict[str, Any]) -> dict[str, Any]:

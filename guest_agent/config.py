@@ -165,6 +165,22 @@ class HmipSection:
 
 
 @dataclass
+class NemoSection:
+    """Mobile router (RFC 3963, patent E7): `prefixes` routed through the MR-HA tunnel and
+    advertised on the host link (virtual network 15). Empty: a plain mobile node.
+
+    `implicit`: the BU carries only the R flag; the home agent knows the prefixes.
+    """
+
+    prefixes: list[IPv6Network] = field(default_factory=list)
+    implicit: bool = False
+    advertise: bool = True  # router advertisements on the host link
+    ra_min_interval: float = 3.0
+    ra_max_interval: float = 10.0
+    mtu: int | None = None  # MTU option in the RAs (default: none, the host link's MTU)
+
+
+@dataclass
 class AgentConfig:
     node: NodeSection = field(default_factory=NodeSection)
     link: LinkSection = field(default_factory=LinkSection)
@@ -179,6 +195,7 @@ class AgentConfig:
     route_optimisation: RouteOptimisationSection = field(default_factory=RouteOptimisationSection)
     sip_alg: SipAlgSection = field(default_factory=SipAlgSection)
     hmip: HmipSection = field(default_factory=HmipSection)
+    nemo: NemoSection = field(default_factory=NemoSection)
 
     @property
     def translation_state_file(self) -> Path:

@@ -16,6 +16,7 @@ from netstack.wire.ip6ip6 import Encapsulator
 from netstack.wire.offload import F_NEEDS_CSUM, GSO_NONE, Offload, SegmentationError, segment
 
 if TYPE_CHECKING:
+    from guest_agent.mobile_network import MobileNetwork
     from guest_agent.security import GuestSecurity
 
 IPPROTO_IPV6 = 41
@@ -54,6 +55,8 @@ class GuestDataPlane:
         self.partial_checksums = False
         # Told of every change of tunnel or next hop (the kernel fast path mirrors them).
         self.on_change: Callable[[], None] | None = None
+        # NEMO: tunnelled packets for these prefixes are accepted (guest_agent.mobile_network)
+        self.mobile_network: MobileNetwork | None = None
 
     # ------------------------------------------------------------------ configuration
 
@@ -105,8 +108,11 @@ class GuestDataPlane:
 
     # ------------------------------------------------------------------ send routine 100
 
-    def outbound(self, packets: list[bytes]) -> tuple[list[bytes], list[bytes]]:
-        """Packets from `hoa0` (guest applications using the home address).
+    def outbound(
+        self, packets: list[bytes], *, forwarded: bool = False
+    ) -> tuple[list[bytes], list[bytes]]:
+        """Packets from `hoa0` (guest applications using the home address), or `forwarded`
+        from the mobile network (NEMO: their source is in a mobile network prefix).
 
         Returns (frames ready for the link, packets that need neighbour resolution first).
         """
@@ -131,7 +137,7 @@ class GuestDataPlane:
             if no_binding:
                 counters["tx_dropped_no_binding"] += 1
                 continue
-            if packet[8:24] != hoa:
+            if packet[8:24] != hoa and not forwarded:
                 # Only the home address may leave through the tunnel (RFC 6275 11.3.1).
                 counters["tx_dropped_not_home_address"] += 1
                 continue
@@ -220,7 +226,10 @@ class GuestDataPlane:
             counters["rx_dropped_malformed"] += 1
             return None
         inner = packet[40 : 40 + payload_length]
-        if inner[0] >> 4 != 6 or inner[24:40] != self.home_address:
+        if inner[0] >> 4 != 6 or (
+            inner[24:40] != self.home_address
+            and (self.mobile_network is None or not self.mobile_network.holds(inner[24:40]))
+        ):
             counters["rx_dropped_tunnel_inner_not_home_address"] += 1
             return None
         counters["rx_detunnelled"] += 1

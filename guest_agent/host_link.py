@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from ipaddress import IPv4Address, IPv4Network, IPv6Address
+from typing import TYPE_CHECKING
 
 from netstack.runtime.afpacket import PacketLink
 from netstack.runtime.afpacket_split import SplitPacketLink
@@ -24,6 +25,9 @@ from netstack.wire.icmpv6_types import (
 )
 from netstack.wire.ipv6 import parse_ipv6_packet
 from netstack.wire.offload import Offload
+
+if TYPE_CHECKING:
+    from guest_agent.mobile_network import MobileNetwork
 
 _ETH_IPV4 = b"\x08\x00"
 _ETH_IPV6 = b"\x86\xdd"
@@ -60,6 +64,8 @@ class HostLink:
         self._waiting_ipv4: list[bytes] = []
         # IPv4 GSO super-frames from the last receive (only with an offload-aware link)
         self.ipv4_super_frames: list[tuple[memoryview, Offload]] = []
+        # NEMO (guest_agent.mobile_network): takes the mobile network's frames first
+        self.mobile_network: MobileNetwork | None = None
 
     def fileno(self) -> int:
         return self.link.fileno()
@@ -90,6 +96,8 @@ class HostLink:
                     self._learn_ipv4_mac(bytes(frame[6:12]))
                 ipv4.append(frame[14:])
             elif ethertype == _ETH_IPV6:
+                if self.mobile_network is not None and self.mobile_network.take(frame):
+                    continue
                 packet = frame[14:]
                 if packet[6] == 58 and len(packet) > 40 and packet[40] == 135:
                     reply = self._answer_ns(packet, bytes(frame[6:12]))

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from ipaddress import IPv6Address
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from guest_agent.terminations import TerminationLedger
 from netstack.ipsec._ip6chain import walk
@@ -50,6 +50,9 @@ from netstack.ipsec.sa import TUNNEL
 from netstack.ipsec.spd import INBOUND, OUTBOUND
 from netstack.wire.errors import ParseError
 from netstack.wire.ip6ip6 import Encapsulator
+
+if TYPE_CHECKING:
+    from guest_agent.mobile_network import MobileNetwork
 
 # what `receive_esp` found inside the mobility layer's ESP
 MOBILITY = "mobility"  # a Mobility Header message (BA) in transport mode
@@ -92,6 +95,8 @@ class GuestSecurity(MobilityLayerSecurity):
         now = time.monotonic() if now is None else now
         super().__init__(section, processor=mobility, now=now)
         self.home_address = home_address.packed
+        # NEMO (guest_agent.mobile_network): its prefixes are reached through this tunnel too
+        self.mobile_network: MobileNetwork | None = None
         self.home_agent = home_agent.packed
         if end_to_end is None and section.end_to_end and section.end_to_end_key_file is not None:
             end_to_end = build_processor(
@@ -166,6 +171,8 @@ class GuestSecurity(MobilityLayerSecurity):
         if result[0] >> 4 != 6:
             self.mismatch["tunnel_inner_not_ipv6"] += 1
             return None
+        if self.mobile_network is not None and self.mobile_network.holds(result[24:40]):
+            return HOME, result  # Fig. 22 for a mobile network (NEMO): the agent routes it on
         upper = upper_protocol(result)
         if upper == IPPROTO_MH:
             return MOBILITY, result

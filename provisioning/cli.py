@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="HMIPv6 MAP domain: map node, MAP option in ar-a/ar-b RAs, network c")
     tb_up.add_argument("--hmip-type", type=int, choices=(1, 2, 3), default=1,
                        help="MAP registration type of the guest (scenario 10100/10200/10300)")
+    tb_up.add_argument("--nemo", action="store_true",
+                       help="the guest is a mobile router for 2001:db8:6:100::/64 on its host "
+                            "link; vmn = a mobile node behind it (RFC 3963, patent Fig. 34)")
     tb_up.add_argument("--guest", choices=("lite", "vm"), default="lite",
                        help="lite: the guest agent in a namespace; vm: the QEMU guest (issue 5)")
     tb_up.add_argument("--tls-gateway", action="store_true",
@@ -143,7 +146,7 @@ def _cmd_testbed(args: argparse.Namespace) -> int:
                                     fastpath=not args.no_fastpath,
                                     tls_gateway=args.tls_gateway,
                                     hmip=args.hmip, hmip_type=args.hmip_type, ro=args.ro,
-                                    sip=args.sip, sip_alg=not args.no_sip_alg)
+                                    nemo=args.nemo, sip=args.sip, sip_alg=not args.no_sip_alg)
         try:
             sdir = testbed.up(options)
         except ProvisioningError as exc:

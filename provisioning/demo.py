@@ -21,6 +21,7 @@ from rich.table import Table
 from provisioning import handover, netns
 from provisioning import status as status_module
 from provisioning import testbed as testbed_module
+from provisioning.demo_nemo import run_nemo_step
 from provisioning.errors import ProvisioningError
 from provisioning.topology import CN_ADDRESS, HOME_ADDRESS, HOME_AGENT, namespace, state_dir
 
@@ -152,6 +153,11 @@ def run_demo(console: Console, prefix: str = "demo", keep: bool = False,
             from provisioning import demo_ro
 
             report.route_optimised = demo_ro.run_step(console, f"{prefix[:7]}r")
+        if guest == "lite":  # issue 11: the NEMO bed, a small step of its own
+            if not keep:
+                testbed_module.down(prefix)
+            fetched = run_nemo_step(console, f"{prefix[:7]}n")
+            report.intact = all(code == "200" for code in fetched.values()) and report.intact
         return report
     finally:
         if not keep:

@@ -9,9 +9,11 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from provisioning import control, status_hmip
 from provisioning.errors import ProvisioningError
+from provisioning.nemo import status_tables as nemo_status_tables
 from provisioning.nodes.agents import GUEST, HOME_AGENT_NODE, socket_path
 from provisioning.nodes.correspondent import CORRESPONDENT
 
@@ -83,7 +85,8 @@ def _table(title: str, columns: tuple[str, ...], entries: Any) -> Table:
     for col in columns:
         table.add_column(col, overflow="fold")  # addresses wrap instead of being cut
     for entry in _rows(entries):
-        table.add_row(*("" if entry.get(c) is None else str(entry.get(c)) for c in columns))
+        # Text: values are data, never rich markup or emoji codes ("2001:db8:6:100::" holds ":100:")
+        table.add_row(*(Text("" if entry.get(c) is None else str(entry.get(c))) for c in columns))
     return table
 
 
@@ -116,6 +119,8 @@ def render(merged: dict[str, Any], console: Console) -> None:
         console.print(_table("ESP terminations per flow (mobility tunnel, end to end)",
                              TERMINATION_COLUMNS, terminations))
     status_hmip.render(merged, console)
+    for title, columns, rows in nemo_status_tables(merged):  # NEMO (issue 11)
+        console.print(_table(title, columns, rows))
     counters = Table(title="Counters")
     for col in ("node", "counter", "value"):
         counters.add_column(col)

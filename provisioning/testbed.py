@@ -16,6 +16,7 @@ from ipaddress import ip_interface
 
 from pyroute2 import IPRoute
 
+from provisioning import nemo as nemo_bed
 from provisioning import netns, processes, radvd
 from provisioning.errors import ProvisioningError
 from provisioning.nodes import agents, cn, correspondent, dns, gateway, host, sip
@@ -56,6 +57,7 @@ class UpOptions:
     ipsec: str = ""  # issue 4: "signalling,tunnel,tunnel-only,e2e" (any combination)
     guest: str = "lite"  # issue 5: "vm" = the QEMU guest instead of the `guest` namespace
     fastpath: bool = True  # issue 14: the agents' eBPF fast path (False: pure Python path)
+    nemo: bool = False  # issue 11: the guest is a mobile router; vmn behind it
     tls_gateway: bool = False  # issue 13: Squid TLS gateway `gw`, HTTPS on the CN, test CA
     sip: bool = False  # issue 12: Kamailio in `sip`, baresip phones on host and cn
     sip_alg: bool = True  # issue 12: the guest's SIP ALG (off = the 488 control case)
@@ -137,7 +139,8 @@ def attach_port(prefix: str, port: str, bridge: str) -> None:
         ipr.link("set", index=_link_index(ipr, port), master=_link_index(ipr, bridge))
 
 
-def _build_links(prefix: str, skip_node: str | None = None, topology: Topology = FIG1) -> None:
+def _build_links(prefix: str, skip_node: str | None = None, topology: Topology = FIG1,
+                 nemo: bool = False) -> None:
     sw = namespace(prefix, SWITCH)
     lite = skip_node is None  # the agents read with PACKET_VNET_HDR (agents.write_configs)
     for port in topology.switch_ports:
@@ -160,6 +163,8 @@ def _build_links(prefix: str, skip_node: str | None = None, topology: Topology =
     for link in topology.links:
         if skip_node in (link.node_a, link.node_b):
             continue
+        if nemo and nemo_bed.is_host_link(link.node_a, link.ifname_a):
+            continue  # the mobile network bridge takes its place (provisioning/nemo.py)
         ns_a, ns_b = namespace(prefix, link.node_a), namespace(prefix, link.node_b)
         _create_veth(ns_a, link.ifname_a, ns_b, link.ifname_b,
                      (_keeps_offloads(lite, link.node_a, link.ifname_a),
@@ -213,7 +218,9 @@ def up(options: UpOptions) -> str:
     for node in NODES:
         if not (vm_guest and node == agents.GUEST):
             _prepare_namespace(namespace(prefix, node), router=node in ROUTERS)
-    _build_links(prefix, skip_node=agents.GUEST if vm_guest else None)
+    _build_links(prefix, skip_node=agents.GUEST if vm_guest else None, nemo=options.nemo)
+    if options.nemo:
+        nemo_bed.build(prefix, lite=not vm_guest, guest_port=not vm_guest)
     _add_routes(prefix)
     if options.hmip:
         hmip_bed.build(prefix, lite=not vm_guest)
@@ -246,13 +253,17 @@ def up(options: UpOptions) -> str:
         sip.write_alg_config(sdir, enabled=options.sip_alg)
     if options.hmip:
         hmip_bed.enable_in_guest_config(sdir, options.hmip_type)
+    if options.nemo:
+        nemo_bed.write_configs(sdir, ipsec=ipsec.tunnel != ipsec_keys.TUNNEL_OFF)
+        nemo_bed.write_ipsec(sdir, ipsec)
     if options.agents and vm_guest:
         from provisioning.image import build_image
         from provisioning.vm import bed
 
         agents.start_agent(sdir, agents.HOME_AGENT_NODE, namespace(prefix, agents.HOME_AGENT_NODE))
         image = build_image()  # cached unless the recipe or the guest-side code changed
-        bed.start(prefix, sdir, image, log=options.log)
+        bed.start(prefix, sdir, image, log=options.log,
+                  host_link=nemo_bed.VM_HOST_LINK if options.nemo else None)
         agents.wait_ready(sdir, agents.HOME_AGENT_NODE)
     elif options.agents:
         for node in (agents.HOME_AGENT_NODE, agents.GUEST):
@@ -261,6 +272,8 @@ def up(options: UpOptions) -> str:
             agents.wait_ready(sdir, node)
     if options.agents:
         host.configure(sdir, namespace(prefix, host.HOST_NODE), translation)
+    if options.agents and options.nemo:
+        nemo_bed.start_vmn(sdir, prefix, ipsec=ipsec.tunnel != ipsec_keys.TUNNEL_OFF)
     if options.sip:
         sip.start(sdir, prefix, home_ipv4=str(translation.addresses()[2]),
                   with_phones=options.agents)

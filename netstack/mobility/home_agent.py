@@ -6,9 +6,11 @@ answer to a DadRequested event `dad_result(home_address, duplicate, now)`, and
 Acknowledgements), `next_event()`, `get_timer()`. `lookup(dst16)` serves the hot path.
 
 Order of checks on a BU (first match answers): unprotected when protection is required
-(silently dropped, counted), H flag missing (131), home address outside the home prefix
-(132), policy (129), mobile router not permitted (140) or prefix not authorised (142),
-sequence not greater than the cached one (135 with the cached sequence), de-registration
+(silently dropped, counted), R without H (140), H flag missing (131), home address outside the home prefix
+(132), policy (129), mobile router not permitted (140), the prefix table's answer (141 invalid prefix, 142 not
+authorised, 143 implicit mode without prefixes; netstack.mobility.prefix_table), R flag
+different from the existing binding's (139), sequence not greater than the cached one (135
+with the cached sequence), de-registration
 without a binding (133). A successful registration is acknowledged only when the A flag is
 set; refusals are always acknowledged (RFC 6275 10.3.1).
 """
@@ -34,6 +36,7 @@ from netstack.mobility.events import (
     HomeAgentEvent,
 )
 from netstack.mobility.messages import OutgoingMobilityMessage
+from netstack.mobility.prefix_table import PrefixTable
 from netstack.mobility.sequence import bu_sequence_is_newer
 from netstack.wire.mh import (
     BindingAck,
@@ -89,8 +92,11 @@ class HomeAgent:
         home_prefix: IPv6Network,
         policy: HomeAgentPolicy = DEFAULT_POLICY,
         timers: MobilityTimers = DEFAULT_TIMERS,
+        prefix_table: PrefixTable | None = None,
     ) -> None:
         self.address = address
+        # RFC 3963: prefixes each mobile router may register (None: policy.authorized_prefixes)
+        self.prefix_table = prefix_table
         self.home_prefix = home_prefix
         self.policy = policy
         self.timers = timers
@@ -122,6 +128,9 @@ class HomeAgent:
             "home_prefix": str(self.home_prefix),
             "binding_cache": self.binding_cache.as_dict(now),
             "pending_dad": [str(a) for a in self._pending_dad],
+            "prefix_table": (
+                self.prefix_table.as_dict(self.binding_cache) if self.prefix_table else []
+            ),
             "counters": dict(self.counters),
         }
 
@@ -143,11 +152,23 @@ class HomeAgent:
             self._count("bu_unprotected_dropped")
             return
         self._count("bu_received")
+        entry = self.binding_cache.get(hoa)
+        if (
+            entry is not None
+            and message.lifetime > 0
+            and message.home_registration
+            and src != hoa
+            and entry.mobile_router != message.mobile_router
+        ):
+            # RFC 3963 6.2: a node may not turn a mobile router binding into a host one, or back.
+            self._acknowledge(
+                src, hoa, message.sequence, BindingAckStatus.REGISTRATION_TYPE_CHANGE_DISALLOWED, 0
+            )
+            return
         status = self._policy_status(hoa, message)
         if status is not None:
             self._acknowledge(src, hoa, message.sequence, status, 0)
             return
-        entry = self.binding_cache.get(hoa)
         if entry is not None and not bu_sequence_is_newer(message.sequence, entry.sequence):
             self._count("bu_stale_sequence")
             self._acknowledge(
@@ -214,6 +235,8 @@ class HomeAgent:
 
     def _policy_status(self, hoa: IPv6Address, message: BindingUpdate) -> int | None:
         policy = self.policy
+        if message.mobile_router and not message.home_registration:
+            return BindingAckStatus.MOBILE_ROUTER_OPERATION_NOT_PERMITTED  # RFC 3963 6.2
         if not message.home_registration:
             return BindingAckStatus.HOME_REGISTRATION_NOT_SUPPORTED
         if hoa not in self.home_prefix:
@@ -230,11 +253,18 @@ class HomeAgent:
         if message.mobile_router and message.lifetime > 0:
             if not policy.allow_mobile_routers:
                 return BindingAckStatus.MOBILE_ROUTER_OPERATION_NOT_PERMITTED
+            if self.prefix_table is not None:
+                return self.prefix_table.check(hoa, _prefixes_of(message))[0]
             if policy.authorized_prefixes is not None:
                 allowed = policy.authorized_prefixes.get(hoa, frozenset())
                 if any(p not in allowed for p in _prefixes_of(message)):
                     return BindingAckStatus.NOT_AUTHORIZED_FOR_PREFIX
         return None
+
+    def _routed_prefixes(self, hoa: IPv6Address, message: BindingUpdate) -> tuple[IPv6Network, ...]:
+        if self.prefix_table is not None:
+            return self.prefix_table.check(hoa, _prefixes_of(message), count=False)[1]
+        return _prefixes_of(message)
 
     def _granted_lifetime(self, requested: int) -> int:
         granted = min(requested, self.policy.max_lifetime, MAX_WIRE_LIFETIME)
@@ -276,7 +306,7 @@ class HomeAgent:
             sequence=message.sequence,
             expires_at=start + granted,
             mobile_router=mobile_router,
-            prefixes=_prefixes_of(message) if mobile_router else (),
+            prefixes=self._routed_prefixes(hoa, message) if mobile_router else (),
         )
         self.binding_cache.put(entry)
         self._count("binding_created" if created else "binding_updated")

@@ -47,12 +47,31 @@ class HomeAgentSection:
 
 
 @dataclass
+class MobileRouterSection:
+    """One mobile router (by home address) and the prefixes it may register (RFC 3963)."""
+
+    home_address: IPv6Address
+    prefixes: list[IPv6Network] = field(default_factory=list)
+
+
+@dataclass
+class NemoSection:
+    """The prefix table (netstack.mobility.prefix_table): `mobile_routers = [{home_address =
+    "...", prefixes = ["..."]}]`. A BU with the R flag from any other home address gets 142
+    (explicit) or 143 (implicit); `allow_mobile_routers = false` refuses every R flag (140)."""
+
+    allow_mobile_routers: bool = True
+    mobile_routers: list[MobileRouterSection] = field(default_factory=list)
+
+
+@dataclass
 class HomeAgentConfig:
     node: NodeSection = field(default_factory=NodeSection)
     link: LinkSection = field(default_factory=LinkSection)
     home_agent: HomeAgentSection = field(default_factory=HomeAgentSection)
     ipsec: HomeAgentIpsecSection = field(default_factory=HomeAgentIpsecSection)
     fastpath: FastPathSection = field(default_factory=FastPathSection)
+    nemo: NemoSection = field(default_factory=NemoSection)
 
     @property
     def interface(self) -> str:

@@ -17,11 +17,13 @@ from typing import Any
 from netstack.mobility.events import BindingCreated, BindingDeleted, BindingUpdated, DadRequested
 from netstack.mobility.home_agent import HomeAgent, HomeAgentPolicy
 from netstack.mobility.mh_errors import ErrorRateLimiter, mobility_header_error
+from netstack.mobility.prefix_table import PrefixTable
 from netstack.nd.config import NdConfig
 from netstack.nd.events import RouterChanged
 from netstack.nd.host import NdHost
 from netstack.runtime.afpacket import PacketLink
 from netstack.runtime.afpacket_split import serve_after_tc
+from netstack.runtime.configfile import ConfigError
 from netstack.runtime.daemon import answer_control, merged_counters
 from netstack.runtime.link_node import LinkNode
 from netstack.runtime.linkconfig import configure_link, link_is_up
@@ -48,7 +50,8 @@ from network.home_agent.fast_path import (
 )
 from network.home_agent.forwarding import IPPROTO_IPV6, HomeAgentDataPlane
 from network.home_agent.hmip import DirectRegistrations
-from network.home_agent.ipsec import FORWARD, MOBILITY, TUNNELLED, HomeAgentSecurity
+from network.home_agent.ipsec import FORWARD, MOBILITY, TUNNELLED
+from network.home_agent.nesting import MAX_NESTING, NestedTunnels, SecurityLayers
 from network.home_agent.persistence import CoalescedWriter, load_bindings, save_bindings
 from network.home_agent.proxy_dad import ProxyDad
 
@@ -57,6 +60,7 @@ log = logging.getLogger("home_agent")
 _ETHERTYPE_IPV6 = b"\x86\xdd"
 _ND_ICMP_TYPES = frozenset((133, 134, 135, 136, 137))
 _MOBILITY_CHAIN = frozenset((0, 43, 60, 135))
+_ESP_DEPTH = tuple(f"esp_terminations_depth_{n}" for n in range(MAX_NESTING))
 IPPROTO_ESP = 50
 
 
@@ -68,9 +72,9 @@ class HomeAgentDaemon:
         self.home_prefix = section.home_prefix
         self.counters: Counter[str] = Counter()
         # MN-HA IPsec (signalling and tunnel); first, so an unsafe key file stops us early.
-        self.security = HomeAgentSecurity(config.ipsec, address=section.address)
+        self.security = SecurityLayers(config.ipsec, address=section.address)
         self.sa_state = SaStatePersister(
-            config.node.state_dir / f"{config.node.name}-esp-state.json", (self.security.mobility,)
+            config.node.state_dir / f"{config.node.name}-esp-state.json", self.security.processors
         )
         self.sa_state.restore()
         ifname = config.interface
@@ -93,6 +97,10 @@ class HomeAgentDaemon:
             self.home_agent.lookup,
             link_mtu=config.link.mtu,
         )
+        self.tunnels = NestedTunnels(
+            self.dataplane, self.home_agent.lookup, self.security, self.counters,
+            self._packet_too_big,
+        )
         # Link-layer source of BUs sent from the home link (a node returning home): the BA
         # goes straight to it, since the node does not own its home address yet (11.5.4).
         self._on_link_macs: dict[IPv6Address, bytes] = {}
@@ -114,8 +122,17 @@ class HomeAgentDaemon:
             refused_home_addresses=frozenset(section.refused_home_addresses),
             max_lifetime=section.max_lifetime,
             require_protection=section.require_protection or config.ipsec.require_protection,
+            allow_mobile_routers=config.nemo.allow_mobile_routers,
         )
-        return HomeAgent(section.address, home_prefix=section.home_prefix, policy=policy)
+        try:  # RFC 3963: which prefixes each mobile router may register
+            prefix_table = PrefixTable(
+                {mr.home_address: mr.prefixes for mr in config.nemo.mobile_routers},
+                home_prefix=section.home_prefix,
+            )
+        except ValueError as exc:
+            raise ConfigError(f"[nemo] {exc}") from None
+        return HomeAgent(section.address, home_prefix=section.home_prefix, policy=policy,
+                         prefix_table=prefix_table)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -187,17 +204,7 @@ class HomeAgentDaemon:
                 continue
             destination = bytes(packet[24:40])
             if destination == own:
-                if next_header == IPPROTO_IPV6:
-                    if not self.security.refuse_plain_tunnel():
-                        self._reverse_tunnel(packet, now)
-                elif next_header == IPPROTO_ESP:
-                    self._on_esp(packet, bytes(frame[6:12]), now)
-                elif next_header in _MOBILITY_CHAIN:
-                    self._handle_mobility(packet, bytes(frame[6:12]), now)
-                elif next_header == 58:
-                    self._handle_icmp_to_self(packet, now)
-                else:
-                    self.counters["rx_ignored_to_self"] += 1
+                self._to_self(packet, bytes(frame[6:12]), now)
                 continue
             care_of_address = self.home_agent.lookup(destination)
             if care_of_address is not None:
@@ -210,6 +217,34 @@ class HomeAgentDaemon:
             self.node.send_frames(self._tx_frames)
             self._tx_frames = []
         self._after_input(now)
+
+    def _to_self(self, packet: memoryview, src_mac: bytes, now: float, depth: int = 0) -> None:
+        """A packet for the HA's own address; `depth` > 0 when it came out of a tunnel
+        (nested mobility: a node's tunnel inside its mobile router's, claim 21)."""
+        next_header = packet[6]
+        if next_header == IPPROTO_IPV6:
+            if not self.security.refuse_plain_tunnel():
+                self._reverse_tunnel(packet, now, depth)
+        elif next_header == IPPROTO_ESP:
+            self._on_esp(packet, src_mac, now, depth)
+        elif next_header in _MOBILITY_CHAIN:
+            self._handle_mobility(packet, src_mac, now)
+        elif next_header == 58:
+            self._handle_icmp_to_self(packet, now)
+        else:
+            self.counters["rx_ignored_to_self"] += 1
+
+    def _detunnelled_to_self(self, inner: memoryview | bytes, src_mac: bytes, now: float,
+                             depth: int) -> bool:
+        """True when a decapsulated packet is itself for the HA and was handled as such."""
+        if bytes(inner[24:40]) != self.address.packed:
+            return False
+        if depth + 1 >= MAX_NESTING:
+            self.counters["rx_dropped_nesting_too_deep"] += 1
+            return True
+        self.counters["rx_nested_detunnelled"] += 1
+        self._to_self(memoryview(inner), src_mac, now, depth + 1)
+        return True
 
     def _is_reverse_tunnel(self, frame: memoryview) -> bool:
         """A GRO super-frame of the reverse tunnel (IPv6-in-IPv6 to us), kept whole."""
@@ -259,16 +294,17 @@ class HomeAgentDaemon:
         elif isinstance(message, NeighborSolicitation):
             self.proxy_dad.observe(message.target, advertisement=False, source=result.src)
 
-    def _on_esp(self, packet: memoryview, src_mac: bytes, now: float) -> None:
+    def _on_esp(self, packet: memoryview, src_mac: bytes, now: float, depth: int = 0) -> None:
         """ESP to the HA: a protected BU, or the reverse ESP tunnel (Fig. 21 / 22)."""
         found = self.security.receive_esp(packet, now)
         if found is None:
             return
+        self.counters[_ESP_DEPTH[depth]] += 1  # claims 22-25: twice when nested
         kind, plain = found
         if kind == MOBILITY:
             self._handle_mobility(memoryview(plain), src_mac, now, protected=True)
         elif kind == TUNNELLED:
-            self._reverse_tunnel(memoryview(plain), now)
+            self._reverse_tunnel(memoryview(plain), now, depth)
         elif kind == FORWARD:
             # Fig. 22: the ESP packet's source must be the care-of address bound to the source.
             if self.home_agent.lookup(plain[8:24]) != bytes(packet[8:24]):
@@ -278,7 +314,8 @@ class HomeAgentDaemon:
                 self.counters["rx_dropped_hop_limit"] += 1
                 return
             self.counters["rx_detunnelled"] += 1
-            self._forward(bytearray(plain), now)
+            if not self._detunnelled_to_self(plain, src_mac, now, depth):
+                self._forward(bytearray(plain), now)
 
     def _handle_mobility(
         self, packet: memoryview, src_mac: bytes, now: float, protected: bool = False
@@ -339,21 +376,10 @@ class HomeAgentDaemon:
             )
 
     def _intercept(self, packet: memoryview, care_of_address: bytes, now: float) -> None:
-        outer = self.dataplane.intercept(packet, care_of_address)
+        # one tunnel, or two when the CoA is inside a mobile network (nesting.py, claim 21)
+        outer, care_of_address = self.tunnels.encapsulate(packet, care_of_address, now)
         if outer is None:
-            if self.dataplane.counters["tunnel_packet_too_big"] and len(packet) + 40 > self.dataplane.link_mtu:
-                self._packet_too_big(packet, now)
             return
-        if self.security.esp_tunnel:
-            sealed = self.security.seal_tunnel(outer, outer[40:], now)
-            if sealed is None:
-                self.counters["tx_dropped_ipsec"] += 1
-                return
-            if len(sealed) > self.dataplane.link_mtu:
-                self.counters["tunnel_packet_too_big"] += 1
-                self._packet_too_big(packet, now, overhead=len(sealed) - len(packet))
-                return
-            outer = sealed
         frame = self.dataplane.frame(outer)
         if frame is not None:
             self._tx_frames.append(frame)
@@ -366,18 +392,12 @@ class HomeAgentDaemon:
         error = ICMPv6Error(ICMPv6Type.PACKET_TOO_BIG, 0, mtu, bytes(packet[: 1280 - 48]))
         self.node.send_packet(build_icmpv6_packet(self.address, source, error, hop_limit=64), source, now)
 
-    def _reverse_tunnel(self, packet: memoryview, now: float) -> None:
+    def _reverse_tunnel(self, packet: memoryview, now: float, depth: int = 0) -> None:
         inner = self.dataplane.detunnel(packet)
         if inner is None:
             return
-        if inner[24:40] == self.address.packed:
-            # the mobile node talks to the HA itself through the tunnel (TAHI PingMNtoHA)
-            if inner[6] == 58:
-                self._handle_icmp_to_self(inner, now)
-            else:
-                self.counters["rx_ignored_to_self"] += 1
-            return
-        self._forward(bytearray(inner), now)
+        if not self._detunnelled_to_self(inner, b"", now, depth):
+            self._forward(bytearray(inner), now)
 
     def _forward(self, forwarded: bytearray, now: float) -> None:
         """Forward a packet of a home address (out of the reverse tunnel) one hop on."""
@@ -414,6 +434,9 @@ class HomeAgentDaemon:
                 self.node.send_packet(packet, group, now)
             if not progressed:
                 break
+        if self._tx_frames:
+            self.node.send_frames(self._tx_frames)
+            self._tx_frames = []
         self.node.flush()
         if self.sa_state.processors:
             self.sa_state.maybe_save(now)
@@ -430,8 +453,12 @@ class HomeAgentDaemon:
             return  # dropped by the SPD, counted by the processor
         self.counters["tx_mobility_messages"] += 1
         mac = self._on_link_macs.get(message.dst)
+        care_of_address = self.home_agent.lookup(message.dst.packed) if mac is None else None
         if mac is not None:
             self.node.send_frames([mac + self.link.mac + _ETHERTYPE_IPV6 + packet])
+        elif care_of_address is not None:
+            # a BA to a node inside a mobile network: through its mobile router's tunnel
+            self._intercept(memoryview(packet), care_of_address, now)
         else:
             self.node.send_packet(packet, message.dst, now)
 
@@ -461,13 +488,15 @@ class HomeAgentDaemon:
     def status(self) -> dict[str, Any]:
         now = time.monotonic()
         ha = self.home_agent.as_dict(now)
-        counters = merged_counters(self.counters, self.nd.counters, self.home_agent.counters)
+        counters = merged_counters(self.counters, self.nd.counters, self.home_agent.counters,
+                                   self.home_agent.prefix_table.counters)
         return {
             "node": self.config.node.name,
             "role": "home_agent",
             "address": str(self.address),
             "home_prefix": str(self.home_prefix),
             "binding_cache": ha["binding_cache"],
+            "prefix_table": ha["prefix_table"],
             "neighbor_discovery": self.nd.as_dict(),
             "counters": counters,
             "ipsec": self.security.as_dict(now),

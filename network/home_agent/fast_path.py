@@ -94,6 +94,12 @@ class HomeAgentFastPathControl:
     def bind(self, home_address: IPv6Address, care_of_address: IPv6Address) -> None:
         if self.programs is None:
             return
+        lookup = getattr(self.daemon.home_agent, "lookup", None)
+        if lookup is not None and lookup(care_of_address.packed) is not None:
+            # NEMO: the CoA is itself behind a binding (a node in a mobile network): the
+            # Python path encapsulates twice (claims 20-28), the program only once.
+            self.programs.unbind(home_address.packed)
+            return
         try:
             self.programs.bind(home_address.packed, care_of_address.packed)
         except BpfError as exc:  # e.g. the map is full: that binding stays on the Python path

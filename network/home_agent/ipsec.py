@@ -11,7 +11,10 @@
 Tunnel SAs are bound to a home address: in the key file their care-of end holds the home
 address. When a binding is created or updated, `binding_updated` moves that end to the new
 care-of address (RFC 4877 4.1: the HA updates the tunnel SA endpoints on a binding change),
-so the SAs, their sequence numbers and replay windows survive a handover.
+so the SAs, their sequence numbers and replay windows survive a handover. Fig. 21 tunnel
+policies whose care-of side names the home address (`home/128`, as a key file for several mobile
+nodes has them, e.g. a mobile router and a node behind it) follow the binding the same way,
+so the SPD picks each node's tunnel SA by its care-of address.
 
 Mismatches (plain IPv6-in-IPv6 while ESP is required, ESP for an unknown SA or without any
 IPsec configured, the other tunnel shape inside ESP) are dropped and counted under `mismatch`.
@@ -19,8 +22,9 @@ IPsec configured, the other tunnel shape inside ESP) are dropped and counted und
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from ipaddress import IPv6Address
+from dataclasses import dataclass, replace
+from ipaddress import IPv6Address, IPv6Network
+from pathlib import Path
 from typing import Any
 
 from netstack.ipsec._ip6chain import walk
@@ -46,7 +50,10 @@ FORWARD = "forward"  # a packet of the home address to forward (Fig. 22)
 
 @dataclass
 class HomeAgentIpsecSection(MobilityIpsecSection):
-    """`[ipsec]` of ha.toml (see MobilityIpsecSection)."""
+    """`[ipsec]` of ha.toml (see MobilityIpsecSection). `nested_key_file`: the SAs of nodes
+    behind mobile routers, run by a second, independent processor (nesting.py)."""
+
+    nested_key_file: Path | None = None
 
 
 class HomeAgentSecurity(MobilityLayerSecurity):
@@ -71,6 +78,18 @@ class HomeAgentSecurity(MobilityLayerSecurity):
                 home = sa.dst if direction == OUTBOUND else sa.src
                 if home is not None:
                     self._tunnel_sas.setdefault(home, []).append((direction, sa))
+        # home address -> names of the tunnel policies whose care-of side is that home address
+        self._tunnel_policies: dict[IPv6Address, list[str]] = {}
+        if self.mobility is not None:
+            for home, sas in self._tunnel_sas.items():
+                names = {sa.name for _direction, sa in sas}
+                host = IPv6Network(home)
+                for policy in self.mobility.spd:
+                    side = policy.selector.dst if policy.direction == OUTBOUND else policy.selector.src
+                    # Fig. 21 only: its selectors see the IPv6-in-IPv6 packet (CoA <-> HA);
+                    # Fig. 22 selectors name the home address for real.
+                    if policy.sa in names and side == host and policy.selector.protocol == IPPROTO_IPV6:
+                        self._tunnel_policies.setdefault(home, []).append(policy.name)
 
     @property
     def processor(self) -> SecurityProcessor | None:
@@ -83,6 +102,16 @@ class HomeAgentSecurity(MobilityLayerSecurity):
                 sa.dst = care_of_address
             elif direction == INBOUND:
                 sa.src = care_of_address
+        names = self._tunnel_policies.get(home_address)
+        if names and self.mobility is not None:
+            spd = self.mobility.spd
+            policies = {p.name: p for p in spd}
+            host = IPv6Network(care_of_address)
+            for name in names:
+                policy = policies[name]
+                side = "dst" if policy.direction == OUTBOUND else "src"
+                spd.remove(name)
+                spd.add(replace(policy, selector=replace(policy.selector, **{side: host})))
 
     # ------------------------------------------------------------------ outbound
 

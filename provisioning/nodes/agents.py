@@ -9,6 +9,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
+from typing import Any
 
 from provisioning import control, processes
 from provisioning.errors import ProvisioningError
@@ -21,10 +22,12 @@ HOME_AGENT_NODE = "ha"
 AGENT_MODULES = {GUEST: "guest_agent", HOME_AGENT_NODE: "network.home_agent"}
 SOCKET_WAIT = 15.0
 
-TomlValue = str | int | bool | Sequence[str]
+TomlValue = str | int | bool | Sequence[Any] | Mapping[str, Any]
 
 
 def _toml_value(value: TomlValue) -> str:
+    if isinstance(value, Mapping):  # an inline table (e.g. ha.toml's [nemo] mobile routers)
+        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):

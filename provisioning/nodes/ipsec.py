@@ -53,6 +53,7 @@ GUEST_E2E_KEYS = "guest-e2e.keys.toml"
 HA_KEYS = "ha.keys.toml"
 CN_KEYS = "cn.keys.toml"
 KEY_FILES = (GUEST_MOBILITY_KEYS, GUEST_E2E_KEYS, HA_KEYS, CN_KEYS)
+VMN_MOBILITY_KEYS = "vmn-mobility.keys.toml"  # --nemo: the node behind the mobile router
 
 
 @dataclass(frozen=True)
@@ -276,7 +277,8 @@ def tshark_options(paths: Iterable[str]) -> list[str]:
 
 
 def bed_key_files(state_dir: str) -> list[str]:
-    return [p for name in KEY_FILES if os.path.exists(p := os.path.join(state_dir, name))]
+    return [p for name in (*KEY_FILES, VMN_MOBILITY_KEYS)
+            if os.path.exists(p := os.path.join(state_dir, name))]
 
 
 def tshark_arguments(options: Iterable[str]) -> list[str]:

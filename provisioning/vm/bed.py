@@ -52,7 +52,8 @@ def bed_vm(state_dir: str) -> domain.VmSpec | None:
         return None
 
 
-def _move_tap(tap: str, target_ns: str, new_name: str) -> None:
+def _move_tap(tap: str, target_ns: str, new_name: str,
+              bridge_name: str = BRIDGES[GUEST_START_BRIDGE]) -> None:
     with IPRoute() as ipr:
         found = ipr.link_lookup(ifname=tap)
         if not found:
@@ -61,7 +62,7 @@ def _move_tap(tap: str, target_ns: str, new_name: str) -> None:
     with IPRoute(netns=target_ns) as ipr:
         index = ipr.link_lookup(ifname=new_name)[0]
         if target_ns.endswith(f"-{SWITCH}"):
-            bridge = ipr.link_lookup(ifname=BRIDGES[GUEST_START_BRIDGE])[0]
+            bridge = ipr.link_lookup(ifname=bridge_name)[0]
             ipr.link("set", index=index, master=bridge)
         ipr.link("set", index=index, state="up")
     set_offloads_off(target_ns, new_name)
@@ -86,8 +87,12 @@ def guest_config_for_vm(state_dir: str) -> str:
         return f.read().replace(state_dir.rstrip("/"), GUEST_STATE_DIR)
 
 
-def start(prefix: str, state_dir: str, image: GuestImage, *, log=print) -> dict[str, float]:  # noqa: ANN001
-    """Install and boot the bed's VM, wire its TAPs, start the relay; returns timings."""
+def start(prefix: str, state_dir: str, image: GuestImage, *, log=print,  # noqa: ANN001
+          host_link: tuple[str, str] | None = None) -> dict[str, float]:
+    """Install and boot the bed's VM, wire its TAPs, start the relay; returns timings.
+
+    `host_link` = (switch port, bridge): eth1's TAP joins that bridge of the switch namespace
+    instead of becoming the host's eth0 (`--nemo`: the mobile network bridge)."""
     name = vm_name(prefix)
     domain.destroy(name)  # a leftover of a crashed run
     with open(marker_path(state_dir), "w") as f:
@@ -99,7 +104,10 @@ def start(prefix: str, state_dir: str, image: GuestImage, *, log=print) -> dict[
     started = time.monotonic()
     domain.start(spec)
     _move_tap(spec.visited_tap, namespace(prefix, SWITCH), GUEST_SWITCH_PORT)
-    _move_tap(spec.host_tap, namespace(prefix, HOST_NODE), HOST_IFNAME)
+    if host_link is None:
+        _move_tap(spec.host_tap, namespace(prefix, HOST_NODE), HOST_IFNAME)
+    else:
+        _move_tap(spec.host_tap, namespace(prefix, SWITCH), *host_link)
     wait_for_ssh(spec, timeout=120)
     timings["ssh"] = time.monotonic() - started
     config = guest_config_for_vm(state_dir)

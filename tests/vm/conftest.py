@@ -46,7 +46,7 @@ def bring_up_vm_bed(*extra: str) -> Iterator[BedHandle]:
     try:
         result = _cli("testbed", "up", "--prefix", prefix, "--guest", "vm", *extra,
                       timeout=VM_BED_UP_TIMEOUT)
-        assert result.returncode == 0, f"testbed up --guest vm failed: {result.stderr}"
+        assert result.returncode == 0, f"testbed up --guest vm {extra} failed: {result.stderr}"
         yield bed
     finally:
         _cli("testbed", "down", "--prefix", prefix, timeout=120)
