@@ -22,6 +22,7 @@ from pathlib import Path
 import dns.message
 import dns.rrset
 
+from benchmarks.fuzz_correspondent import CorrespondentTarget, correspondent_seeds
 from guest_agent.config import AgentConfig
 from guest_agent.dns_proxy import DnsProxy
 from netstack.ipsec.errors import KeyFileError
@@ -275,6 +276,7 @@ def targets() -> list[Target]:
         Target("ha_config", _ha_config, (HA_CONFIG,), (ConfigError,)),
         Target("guest_config", _guest_config, (GUEST_CONFIG,), (ConfigError,)),
         Target("key_file", _key_file, (KEY_FILE,), (KeyFileError,)),
+        Target("correspondent_ro", CorrespondentTarget(), correspondent_seeds(), ()),
     ]
 
 

@@ -13,8 +13,14 @@ Choices where RFC 6275 leaves room:
   longer held is expired (BA 136 / 137 / 138, sent without Binding Authorization Data).
 - Checks in 9.5.1 order: Nonce Indices present, nonces fresh, authenticator (a wrong one is
   dropped silently), sequence number (BA 135, authenticated), then the binding.
-- A BU with H set gets BA 131 (we are no home agent). Lifetimes are capped at
-  MAX_RR_BINDING_LIFETIME (5.2.6).
+- A BU with H set gets BA 131 (we are no home agent), unless it carries return routability
+  options (Nonce Indices / Binding Authorization Data): such a BU is neither a valid home
+  registration nor a valid correspondent registration and is dropped silently (TAHI
+  mip6-cn-20 BU_A1_H1 / BU_A0_H1). Lifetimes are capped at MAX_RR_BINDING_LIFETIME (5.2.6).
+- Sequence numbers use RFC 6275 9.5.1's window (a value 32768 ahead is newer, as at the HA).
+- A Mobility Header the codec refuses gets the 9.2 answer (mh_errors): ICMP Parameter
+  Problem for piggybacking or a bad Header Len, Binding Error 2 (with the HAO's address) for
+  an unknown type, nothing for a bad checksum; rate limited like the Binding Errors.
 - A Binding Refresh Request goes once per binding, at `refresh_request_fraction` (90%) of its
   lifetime, when the binding carried traffic in the last `in_use_window` seconds (9.5.5).
 - Binding Errors are limited to `binding_error_rate` per second (9.3.3 asks for a limit).
@@ -29,6 +35,11 @@ from ipaddress import IPv6Address
 
 from netstack.mobility.constants import LIFETIME_UNIT, MAX_RR_BINDING_LIFETIME
 from netstack.mobility.messages import OutgoingMobilityMessage
+from netstack.mobility.mh_errors import (
+    ErrorRateLimiter,
+    ParameterProblemReply,
+    mobility_header_error,
+)
 from netstack.mobility.return_routability import (
     KCN_LEN,
     NonceTable,
@@ -38,12 +49,13 @@ from netstack.mobility.return_routability import (
     sign,
     verify,
 )
-from netstack.mobility.sequence import seq_greater_than
+from netstack.mobility.sequence import bu_sequence_is_newer
 from netstack.wire.errors import ParseError, UnknownMobilityHeaderType
 from netstack.wire.ipv6 import ParsedPacket
 from netstack.wire.mh import (
     BindingAck,
     BindingAckStatus,
+    BindingAuthorizationData,
     BindingError,
     BindingErrorStatus,
     BindingRefreshRequest,
@@ -119,11 +131,18 @@ class Correspondent:
         self.counters: Counter[str] = Counter()
         self._outgoing: list[OutgoingMobilityMessage] = []
         self._errors_sent: deque[float] = deque()
+        self._problems: list[ParameterProblemReply] = []
+        self._problem_limiter = ErrorRateLimiter(rate=binding_error_rate, burst=binding_error_rate)
 
     # ------------------------------------------------------------ outputs
 
     def messages_to_send(self) -> list[OutgoingMobilityMessage]:
         out, self._outgoing = self._outgoing, []
+        return out
+
+    def parameter_problems_to_send(self) -> list[ParameterProblemReply]:
+        """ICMPv6 Parameter Problems for refused Mobility Headers (RFC 6275 9.2)."""
+        out, self._problems = self._problems, []
         return out
 
     def get_timer(self) -> float | None:
@@ -148,10 +167,18 @@ class Correspondent:
             message = decode_mobility_packet(parsed)
         except UnknownMobilityHeaderType:
             self._count("rx_mh_unknown_type")
-            self._binding_error(parsed.src, _UNSPECIFIED, BindingErrorStatus.UNRECOGNIZED_MH_TYPE, now)
+            home = parsed.home_address if parsed.home_address is not None else _UNSPECIFIED
+            self._binding_error(parsed.src, home, BindingErrorStatus.UNRECOGNIZED_MH_TYPE, now)
             return
         except ParseError as exc:
             self._count(f"rx_mh_dropped_{exc.reason}")
+            reply = mobility_header_error(parsed, exc)
+            if isinstance(reply, ParameterProblemReply):
+                if self._problem_limiter.allow(now):
+                    self._count("parameter_problem_sent")
+                    self._problems.append(reply)
+                else:
+                    self._count("parameter_problem_rate_limited")
             return
         if isinstance(message, HomeTestInit | CareOfTestInit):
             if parsed.home_address is not None:
@@ -214,6 +241,10 @@ class Correspondent:
         """RFC 6275 9.5.1 checks in order, then the binding cache (9.5.2, 9.5.3)."""
         home_address = parsed.effective_source
         care_of = parsed.src
+        if message.home_registration and any(
+                isinstance(o, NonceIndices | BindingAuthorizationData) for o in message.options):
+            self._count("bu_home_registration_with_rr_options_dropped")
+            return
         if message.home_registration:
             self._count("bu_home_registration_refused")
             self._ack(home_address, care_of, BindingAckStatus.HOME_REGISTRATION_NOT_SUPPORTED,
@@ -249,7 +280,7 @@ class Correspondent:
             return
         key = home_address.packed
         existing = self.bindings.get(key)
-        if existing is not None and not seq_greater_than(message.sequence, existing.sequence):
+        if existing is not None and not bu_sequence_is_newer(message.sequence, existing.sequence):
             self._count("bu_refused_135")
             self._ack(home_address, care_of, BindingAckStatus.SEQUENCE_NUMBER_OUT_OF_WINDOW,
                       existing.sequence, kbm)

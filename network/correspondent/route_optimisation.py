@@ -73,8 +73,12 @@ class CorrespondentRouteOptimisation:
 
     def packets_to_send(self) -> list[tuple[bytes, IPv6Address]]:
         """(packet, destination) for every message the state machine produced."""
-        return [
+        out = [
             (build_mobility_packet(m.src, m.dst, m.message, home_address=m.home_address,
                                    routing_type2=m.routing_type2), m.dst)
             for m in self.correspondent.messages_to_send()
         ]
+        address = self.correspondent.address
+        out += [(p.packet(address), p.destination)
+                for p in self.correspondent.parameter_problems_to_send()]
+        return out

@@ -136,17 +136,22 @@ class HaBed:
         return ba
 
 
-def _write_ha_config(state_dir: str) -> None:
+def _write_ha_config(state_dir: str, extra_toml: str = "") -> None:
     tables = agents.home_agent_config(state_dir)
     tables["home_agent"] = {**tables["home_agent"], "refused_home_addresses": [REFUSED_HOA]}
     with open(agents.config_path(state_dir, agents.HOME_AGENT_NODE), "w") as f:
-        f.write(agents.render_toml(tables))
+        f.write(agents.render_toml(tables) + extra_toml)
 
 
 @pytest.fixture(scope="module")
 def ha_bed() -> Iterator[HaBed]:
+    yield from ha_bed_with()
+
+
+def ha_bed_with(extra_toml: str = "") -> Iterator[HaBed]:
+    """The HA suite's bed; `extra_toml` is appended to ha.toml (e.g. NEMO's prefix table)."""
     for bed in _bring_up("--no-agents"):
-        _write_ha_config(bed.state_dir)
+        _write_ha_config(bed.state_dir, extra_toml)
         agents.start_agent(bed.state_dir, agents.HOME_AGENT_NODE, bed.namespace("ha"))
         agents.wait_ready(bed.state_dir, agents.HOME_AGENT_NODE)
         tn_ns = bed.add_probe("a", "tn")

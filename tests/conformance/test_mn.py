@@ -227,7 +227,7 @@ def test_packets_from_the_home_address_are_reverse_tunnelled(mn_bed: MnBed) -> N
         and same_address(f[IPv6][1].src, mn_bed.home_address)
         and same_address(f[IPv6][1].dst, CN)), 5)
     assert sent is not None, "the echo from the home address did not go through the tunnel"
-    assert HAO not in sent  # reverse tunnelling, no Home Address option (no RO)
+    assert HAO not in sent  # reverse tunnelling, no Home Address option (no RO in this bed)
 
 
 @case("rfc6275/11.3.3-wrong-outer-source", "11.3.3", "MN-6",
@@ -288,15 +288,6 @@ _NOT_PORTED = [
         ("mip6-mn-20/SendingMobilePrefixSol", "11.4.2", "MN-7",
          "MN sends Mobile Prefix Solicitation when Home Address expires"),
     ], "DHAAD / mobile prefix discovery not implemented (the HA address is configured)"),
-    *not_ported([
-        ("mip6-mn-20/SendingBUtoCN", "11.7.2", "MN-7", "Sending Binding Update to CN"),
-        ("mip6-mn-20/ReceivingPacketWRH", "11.3.3", "MN-7",
-         "MN away from home receives a packet (w/ RH) from CN"),
-        ("mip6-mn-20/ReceivingPacketWRHold", "11.3.3", "MN-7",
-         "MN receives a packet (RH = old CoA) from CN"),
-        ("mip6-mn-20/SendingPacketAtForeignLink2", "11.3.1", "MN-7",
-         "Sending packets at foreign link with HAO (route optimisation)"),
-    ], "feature not in this build (route optimisation, issue 9)"),
     *not_ported([
         ("MN-2-1-1-1-006", "11.7.1", "MN-2", "Valid Lifetime (Lifetime of HoA > Lifetime of CoA)"),
         ("MN-2-1-1-1-007", "11.7.1", "MN-2", "Valid Lifetime (Lifetime of HoA < Lifetime of CoA)"),
