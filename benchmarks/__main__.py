@@ -12,7 +12,7 @@ from benchmarks import report
 from benchmarks.inprocess import DEFAULT_ITERATIONS, DEFAULT_REPEATS
 
 SUITES = ("inprocess", "testbed", "tayga", "handover", "hmip", "ro", "sip", "tls-gateway", "nemo",
-          "all")
+          "fastpath", "all")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -116,6 +116,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         with console.status("route optimisation"):
             found, missing = route_optimisation.run(args.duration)  # handover + throughput
+        results += found
+        skipped += missing
+    if args.suite in ("fastpath", "all"):
+        from benchmarks import fastpath
+
+        with console.status("eBPF fast path vs Python path, TAYGA, kernel forwarding"):
+            found, missing = fastpath.run(args.prefix, args.duration)
         results += found
         skipped += missing
     if args.suite in ("tayga", "all"):

@@ -16,6 +16,7 @@ from typing import Any
 
 from guest_agent.config import AgentConfig
 from guest_agent.dataplane import GuestDataPlane
+from guest_agent.fast_path import VISITED_LINK_PROTOCOL, AgentFastPath
 from guest_agent.hmip import TerminalHmip
 from guest_agent.host_side import HostSide
 from guest_agent.mobile_network import attach_mobile_network, mobile_router
@@ -40,6 +41,7 @@ from netstack.nd.events import (
 )
 from netstack.nd.host import NdHost
 from netstack.runtime.afpacket import PacketLink
+from netstack.runtime.afpacket_split import serve_after_tc
 from netstack.runtime.daemon import answer_control, merged_counters
 from netstack.runtime.link_node import LinkNode
 from netstack.runtime.linkconfig import LinkMonitor, configure_link, link_is_up
@@ -79,6 +81,8 @@ class GuestAgent:
         if config.link.manage_interface:
             configure_link(ifname, disable_ipv6=True, offloads_off=True)
         self.link = PacketLink(ifname, vnet_hdr=config.link.offloads)
+        if config.fastpath.enabled:  # only what the tc programs pass on (guest_agent/fast_path)
+            serve_after_tc(self.link, VISITED_LINK_PROTOCOL)
         # RFC 6275 11.5.1: after a link change the MN may solicit at once (no random delay).
         nd = NdHost(
             self.link.mac,
@@ -134,6 +138,7 @@ class GuestAgent:
             config, hmip=self.hmip.enabled, dataplane=self.dataplane, node=self.node,
             counters=self.counters, scenarios=self.host_side.scenarios if self.host_side else None)
         self.mobile_network = attach_mobile_network(self)  # NEMO: None unless [nemo] prefixes
+        self.fastpath = AgentFastPath(self)  # eBPF tc programs under this Python path
         self.loop: NodeLoop | None = None
         self.care_of_address: IPv6Address | None = None
         self.started_at = time.monotonic()
@@ -156,11 +161,13 @@ class GuestAgent:
         now = loop.now()
         if self.mobile_network is not None:
             self.mobile_network.start(now)
+        self.fastpath.start(now)
         if link_is_up(self.config.link.interface):
             self.nd.link_up(now)
         self._after_input(now)
 
     def close(self) -> None:
+        self.fastpath.close()
         self.sa_state.save(time.monotonic())
         if self.mobile_network is not None:  # a final RA (router lifetime 0)
             with contextlib.suppress(OSError):
@@ -182,6 +189,7 @@ class GuestAgent:
             self.host_side.handle_timer(now)
         if self.mobile_network is not None:
             self.mobile_network.handle_timer(now)
+        self.fastpath.handle_timer(now)
         self._after_input(now)
 
     # ------------------------------------------------------------------ inputs
@@ -378,6 +386,7 @@ class GuestAgent:
             if not progressed:
                 break
         self.node.flush()
+        self.fastpath.sync()  # the host's MAC, the scenarios (no-op when unchanged)
         if self.sa_state.processors:
             self.sa_state.maybe_save(now)
         if self.loop is not None:
@@ -389,6 +398,7 @@ class GuestAgent:
                     self.hmip.get_timer(),
                     self.host_side.get_timer() if self.host_side is not None else None,
                     self.mobile_network.get_timer() if self.mobile_network is not None else None,
+                    self.fastpath.get_timer(),
                 ]
             )
 
@@ -491,6 +501,7 @@ class GuestAgent:
             "neighbor_discovery": self.nd.as_dict(),
             "counters": counters,
             "ipsec": self.security.as_dict(now),
+            "fastpath": self.fastpath.as_dict(),
             "uptime": round(now - self.started_at, 3),
             **(self.host_side.status(now) if self.host_side is not None else {}),
             **(self.tls_gateway.status(now) if self.tls_gateway is not None else {}),

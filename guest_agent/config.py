@@ -8,6 +8,7 @@ from pathlib import Path
 
 from guest_agent.route_optimisation import RouteOptimisationSection
 from guest_agent.security import IpsecSection
+from netstack.fastpath.config import FastPathSection
 from netstack.runtime.configfile import NodeSection as CommonNodeSection
 from netstack.runtime.configfile import load_config
 
@@ -189,6 +190,7 @@ class AgentConfig:
     translation: TranslationSection = field(default_factory=TranslationSection)
     dns: DnsSection = field(default_factory=DnsSection)
     ipsec: IpsecSection = field(default_factory=IpsecSection)
+    fastpath: FastPathSection = field(default_factory=FastPathSection)
     tls_gateway: TlsGatewaySection = field(default_factory=TlsGatewaySection)
     route_optimisation: RouteOptimisationSection = field(default_factory=RouteOptimisationSection)
     sip_alg: SipAlgSection = field(default_factory=SipAlgSection)

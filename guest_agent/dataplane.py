@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from netstack.wire.ip6ip6 import Encapsulator
@@ -52,6 +53,8 @@ class GuestDataPlane:
         # Segments may leave with CHECKSUM_PARTIAL, finished by the kernel further on, when
         # the visited link is written with PACKET_VNET_HDR (the agent sets this).
         self.partial_checksums = False
+        # Told of every change of tunnel or next hop (the kernel fast path mirrors them).
+        self.on_change: Callable[[], None] | None = None
         # NEMO: tunnelled packets for these prefixes are accepted (guest_agent.mobile_network)
         self.mobile_network: MobileNetwork | None = None
 
@@ -63,19 +66,36 @@ class GuestDataPlane:
         self.home_agent = home_agent
         self._encapsulator = Encapsulator(care_of_address, home_agent)
         self.at_home = False
+        if self.on_change is not None:
+            self.on_change()
 
     def set_local_tunnel(self, lcoa: bytes | None, map_address: bytes | None) -> None:
         """HMIPv6: wrap everything the tunnel sends in LCoA -> MAP (None: no MAP)."""
         self._local_encapsulator = Encapsulator(lcoa, map_address) if lcoa and map_address else None
+        if self.on_change is not None:
+            self.on_change()
 
     def clear_tunnel(self) -> None:
         self._encapsulator = None
         self.care_of_address = None
         self.home_agent = None
+        if self.on_change is not None:
+            self.on_change()
 
     def set_next_hop(self, mac: bytes | None) -> None:
         """The default router's MAC: every packet leaving the visited link goes through it."""
         self._eth_header = (mac + self.own_mac + _ETHERTYPE_IPV6) if mac else None
+        if self.on_change is not None:
+            self.on_change()
+
+    @property
+    def next_hop_mac(self) -> bytes | None:
+        return None if self._eth_header is None else self._eth_header[:6]
+
+    @property
+    def local_tunnel_up(self) -> bool:
+        """HMIPv6's LCoA -> MAP tunnel around the mobile tunnel (the fast path steps aside)."""
+        return self._local_encapsulator is not None
 
     @property
     def next_hop_header(self) -> bytes | None:

@@ -13,6 +13,7 @@ from ipaddress import IPv4Address, IPv4Network, IPv6Address
 from typing import TYPE_CHECKING
 
 from netstack.runtime.afpacket import PacketLink
+from netstack.runtime.afpacket_split import SplitPacketLink
 from netstack.wire.arp import ARP_REQUEST, ZERO_MAC, arp_reply_for, build_arp, parse_arp
 from netstack.wire.errors import ParseError
 from netstack.wire.ethernet import mac_to_str
@@ -38,7 +39,7 @@ MAX_WAITING = 16  # packets held for the host while ARP resolves its MAC
 class HostLink:
     def __init__(
         self,
-        link: PacketLink,
+        link: PacketLink | SplitPacketLink,
         *,
         pool: IPv4Network,
         gateway_ipv4: IPv4Address,

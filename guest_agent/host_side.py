@@ -19,12 +19,13 @@ from guest_agent.config import AgentConfig
 from guest_agent.demux import FlowDemux, Side
 from guest_agent.dns_proxy import DnsProxy
 from guest_agent.dns_upstream import upstream_udp
+from guest_agent.fast_path import HOST_LINK_PROTOCOLS
 from guest_agent.host_link import HostLink
 from guest_agent.ipv4_path import Ipv4Translation
 from guest_agent.scenario import Scenario, ScenarioPolicy
 from guest_agent.sip_alg_path import SipAlgPath
 from netstack.mobility.events import BindingAccepted
-from netstack.runtime.afpacket import PacketLink
+from netstack.runtime.afpacket_split import open_link
 from netstack.runtime.linkconfig import configure_link
 from netstack.translate.pool import IPv4Pool
 from netstack.translate.rfc6052 import Rfc6052Prefix
@@ -63,7 +64,8 @@ class HostSide:
             # host's UDP, set by the test bed); the socket then reads offload metadata.
             configure_link(host.interface, disable_ipv6=True, offloads_off=not host.offloads)
         self.link = HostLink(
-            PacketLink(host.interface, vnet_hdr=host.offloads),
+            open_link(host.interface, HOST_LINK_PROTOCOLS if config.fastpath.enabled else None,
+                      vnet_hdr=host.offloads),
             pool=xlat.pool,
             gateway_ipv4=xlat.gateway_ipv4,
             home_ipv4=xlat.home_ipv4,

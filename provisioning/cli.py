@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="IPsec: any of signalling,tunnel,tunnel-only,e2e (comma-separated; "
                        "tunnel = ESP around the IPv6-in-IPv6 tunnel, tunnel-only = ESP tunnel "
                        "without the mobile tunnel header)")
+    tb_up.add_argument("--no-fastpath", action="store_true",
+                       help="agents without the eBPF fast path: the pure Python data path")
     tb_up.add_argument("--hmip", action="store_true",
                        help="HMIPv6 MAP domain: map node, MAP option in ar-a/ar-b RAs, network c")
     tb_up.add_argument("--hmip-type", type=int, choices=(1, 2, 3), default=1,
@@ -141,6 +143,7 @@ def _cmd_testbed(args: argparse.Namespace) -> int:
                                     ha_refuse=args.ha_refuse, state_root=STATE_ROOT,
                                     pool=args.pool, idle_timeout=args.idle_timeout,
                                     ipsec=args.ipsec, guest=args.guest,
+                                    fastpath=not args.no_fastpath,
                                     tls_gateway=args.tls_gateway,
                                     hmip=args.hmip, hmip_type=args.hmip_type, ro=args.ro,
                                     nemo=args.nemo, sip=args.sip, sip_alg=not args.no_sip_alg)

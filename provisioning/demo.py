@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from provisioning import handover, netns
@@ -37,6 +38,7 @@ class DemoReport:
     intact: bool = False
     transfer_seconds: float = 0.0
     counters: dict[str, dict[str, int]] = field(default_factory=dict)
+    fastpath: dict[str, str] = field(default_factory=dict)  # issue 14, per node
     tls_gateway_ok: bool | None = None  # issue 13 (lite guest only)
     route_optimised: bool | None = None  # issue 9: direct path up before and after a move
     sip_call: dict[str, Any] | None = None  # issue 12 (lite demo)
@@ -139,7 +141,9 @@ def run_demo(console: Console, prefix: str = "demo", keep: bool = False,
             from provisioning import demo_sip
 
             report.sip_call = demo_sip.run(console, prefix, sdir)
-        report.counters = status_module.collect(sdir)["counters"]
+        merged = status_module.collect(sdir)
+        report.counters = merged["counters"]
+        report.fastpath = fastpath_summary(merged)
         _print_report(console, report)
         if guest == "lite":  # issue 10: the MAP domain, in a bed of its own
             from provisioning.demo_hmip import run_hmip_demo
@@ -159,6 +163,21 @@ def run_demo(console: Console, prefix: str = "demo", keep: bool = False,
         if not keep:
             with console.status("tearing the test bed down..."):
                 testbed_module.down(prefix)
+
+
+def fastpath_summary(merged: dict[str, Any]) -> dict[str, str]:
+    """Issue 14: which data path each agent ran and what its tc programs carried."""
+    out = {}
+    for node in ("guest", "ha"):
+        fastpath = merged.get(node, {}).get("fastpath")
+        if not fastpath:
+            continue
+        if not fastpath.get("active"):
+            out[node] = f"off: {fastpath.get('reason')}"
+            continue
+        carried = {k: v for k, v in fastpath.get("packets", {}).items() if v and k != "errors"}
+        out[node] = "eBPF, " + ", ".join(f"{k} {v}" for k, v in carried.items())
+    return out
 
 
 def _print_report(console: Console, report: DemoReport) -> None:
@@ -186,4 +205,6 @@ def _print_report(console: Console, report: DemoReport) -> None:
                       or "none")
         table.add_row(f"{node} tunnelled packets",
                       f"tx {values.get('tx_tunnelled', 0)}, rx {values.get('rx_detunnelled', 0)}")
+    for node, summary in report.fastpath.items():
+        table.add_row(f"{node} fast path (packets)", escape(summary))
     console.print(table)

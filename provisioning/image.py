@@ -53,6 +53,20 @@ class ImageBuildError(ProvisioningError):
     pass
 
 
+def _install_fastpath_objects(lib: Path, console: Console) -> None:
+    """The fast path's tc programs, built here (the guest has no clang), next to their sources."""
+    from netstack.fastpath.build import build_all
+    from netstack.fastpath.libbpf import BpfError
+
+    target = lib / "netstack" / "fastpath" / "build"
+    target.mkdir(parents=True, exist_ok=True)
+    try:
+        for built in build_all():
+            shutil.copy(built, target / built.name)  # newer than the sources: used as built
+    except BpfError as exc:  # the guest falls back to the Python path and says why
+        console.print(f"[yellow]fast path objects not built: {exc}")
+
+
 @dataclass(frozen=True)
 class GuestImage:
     """A built image in the cache: images/<key>/{disk.raw,vmlinux,initramfs.cpio,image.json}."""
@@ -298,6 +312,7 @@ def build_image(console: Console | None = None, *, force: bool = False) -> Guest
                 steps.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-index",
                            "--find-links", str(work / "wheels"), "--target",
                            str(rootfs / GUEST_LIB), "mip6term"])
+                _install_fastpath_objects(rootfs / GUEST_LIB, console)
                 _install_overlay(rootfs, public_key)
             out = work / "out"
             out.mkdir()

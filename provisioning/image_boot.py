@@ -20,7 +20,8 @@ ELF_MAGIC = b"\x7fELF"
 # Modules the initramfs loads to mount /dev/vda (ext4 asks the crypto API for crc32c).
 INITRAMFS_MODULES = ("virtio_pci", "virtio_blk", "crc32c_generic", "ext4")
 # Modules the running guest needs; every other module is pruned from the image.
-GUEST_MODULES = (*INITRAMFS_MODULES, "virtio_net", "virtio-rng", "tun", "af_packet")
+GUEST_MODULES = (*INITRAMFS_MODULES, "virtio_net", "virtio-rng", "tun", "af_packet",
+                 "sch_ingress", "cls_bpf")  # clsact + cls_bpf: the eBPF fast path (issue 14)
 
 INITRAMFS_INIT = """#!/bin/busybox sh
 # initramfs of the mip6term guest: load the disk modules, mount /dev/vda, switch_root.

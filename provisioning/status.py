@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -128,5 +129,25 @@ def render(merged: dict[str, Any], console: Console) -> None:
             for name, value in sorted(values.items()):
                 counters.add_row(node, str(name), str(value))
     console.print(counters)
+    render_fastpath(merged, console)
     for node, error in merged.get("errors", {}).items():
         console.print(f"[yellow]{node}: {error}[/yellow]")
+
+
+def render_fastpath(merged: dict[str, Any], console: Console) -> None:
+    """Issue 14: which data path each agent runs (eBPF tc programs or Python only) and why."""
+    table = Table(title="Data path (eBPF fast path)")
+    for col in ("node", "path", "maps", "packets carried"):
+        table.add_column(col)
+    for node in ("guest", "ha"):
+        fastpath = merged.get(node, {}).get("fastpath") if isinstance(merged.get(node), dict) else None
+        if not isinstance(fastpath, dict):
+            continue
+        if not fastpath.get("active"):
+            table.add_row(node, escape(f"Python only ({fastpath.get('reason')})"), "-", "-")
+            continue
+        maps = ", ".join(f"{k} {v}" for k, v in fastpath.get("maps", {}).items())
+        packets = ", ".join(f"{k} {v}" for k, v in fastpath.get("packets", {}).items() if v)
+        table.add_row(node, "eBPF + Python", maps, packets or "0")
+    if table.row_count:
+        console.print(table)

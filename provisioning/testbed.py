@@ -56,6 +56,7 @@ class UpOptions:
     idle_timeout: int = TranslationOptions.idle_timeout  # table 230 entry lifetime
     ipsec: str = ""  # issue 4: "signalling,tunnel,tunnel-only,e2e" (any combination)
     guest: str = "lite"  # issue 5: "vm" = the QEMU guest instead of the `guest` namespace
+    fastpath: bool = True  # issue 14: the agents' eBPF fast path (False: pure Python path)
     nemo: bool = False  # issue 11: the guest is a mobile router; vmn behind it
     tls_gateway: bool = False  # issue 13: Squid TLS gateway `gw`, HTTPS on the CN, test CA
     sip: bool = False  # issue 12: Kamailio in `sip`, baresip phones on host and cn
@@ -246,7 +247,8 @@ def up(options: UpOptions) -> str:
     agents.write_configs(sdir, refuse_home_address=options.ha_refuse, translation=translation,
                          ipsec=ipsec, offloads=not vm_guest,
                          guest_extra=gateway.guest_tables(sdir) if options.tls_gateway else None,
-                         route_optimisation=options.ro)
+                         route_optimisation=options.ro,
+                         fastpath=options.fastpath)
     if options.sip:
         sip.write_alg_config(sdir, enabled=options.sip_alg)
     if options.hmip:

@@ -13,7 +13,9 @@ APT_PACKAGES=(python3 python3-venv python3-pip iproute2 radvd tshark iperf3 nfta
               # the TLS gateway of patent E8 (issue 13): Squid with OpenSSL (https_port)
               squid-openssl
               # SIP VoIP (issue 12): the proxy and the phones; stdbuf (coreutils) for their logs
-              kamailio baresip-core coreutils)
+              kamailio baresip-core coreutils
+              # the eBPF fast path (issue 14): clang builds the tc programs, libbpf1 loads them
+              clang llvm libbpf-dev libbpf1 bpftool)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -43,4 +45,6 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/pip install -q -e '.[test,vm]'
   touch "$stamp"
 fi
+# The fast path's tc programs (never committed; the agents fall back to Python without them)
+.venv/bin/python -m netstack.fastpath build || echo "setup: fast path not built (see above)"
 echo "setup: ready (.venv/bin/mip6term)"

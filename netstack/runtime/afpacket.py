@@ -124,6 +124,7 @@ class PacketLink(OffloadIo):
         batch: int = DEFAULT_BATCH,
         socket_buffer: int = DEFAULT_SOCKET_BUFFER,
         vnet_hdr: bool = False,
+        protocol: int = ETH_P_ALL,
     ) -> None:
         if frame_buffer < 64 or batch < 1:
             raise ValueError("frame_buffer must be >= 64 and batch >= 1")
@@ -145,12 +146,14 @@ class PacketLink(OffloadIo):
             self.counters.update(rx_checksum_completed=0, rx_gso_frames=0, rx_gso_segmented=0,
                                  rx_gso_dropped=0, tx_gso_frames=0)
         # Protocol 0 at creation, ETH_P_ALL at bind: no frames from other interfaces can sneak
-        # into the queue between socket() and bind().
+        # into the queue between socket() and bind(). ETH_P_ALL sockets are taps: the kernel
+        # hands them every frame before tc ingress runs; a socket bound to one ethertype gets
+        # only what tc ingress passed on (so the fast path's redirected packets never arrive).
         self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
         try:
             if vnet_hdr:
                 self._sock.setsockopt(SOL_PACKET, PACKET_VNET_HDR, 1)
-            self._sock.bind((ifname, ETH_P_ALL))
+            self._sock.bind((ifname, protocol))
             self.ifindex = socket.if_nametoindex(ifname)
             self._filter_outgoing = False
             try:
@@ -203,6 +206,11 @@ class PacketLink(OffloadIo):
             else:
                 hdr.msg_iov = ctypes.addressof(self._tx_iov[2 * i + 1])
                 hdr.msg_iovlen = 1
+
+    def bind_protocol(self, protocol: int) -> None:
+        """Serve only one ethertype from now on: a socket bound to one is served after tc
+        ingress (ETH_P_ALL is a tap, served before it), see netstack.fastpath."""
+        self._sock.bind((self.ifname, protocol))
 
     # -- properties ----------------------------------------------------------------------
 

@@ -29,7 +29,7 @@ import json
 import os
 import tempfile
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from pathlib import Path
@@ -112,6 +112,8 @@ class TranslationTable:
             "pool_exhausted": 0,
             "home_bound": 0,
         }
+        # Told of every row added (True) or removed (False): the kernel fast path's maps.
+        self.on_change: Callable[[TranslationEntry, bool], None] | None = None
 
     # -- hot path -------------------------------------------------------------------------
 
@@ -158,6 +160,11 @@ class TranslationTable:
         if embedded is not None:
             return embedded
         return self.lookup_or_allocate_v6(ipv6, now, size)
+
+    def touch(self, entry: TranslationEntry, now: float, packets: int, size: int) -> None:
+        """Traffic carried elsewhere (the kernel fast path's counters): refresh the row."""
+        entry.packets += packets - 1
+        self._touch(entry, now, size)
 
     def _touch(self, entry: TranslationEntry, now: float, size: int) -> None:
         entry.packets += 1
@@ -214,6 +221,8 @@ class TranslationTable:
         entry = TranslationEntry(ipv6, ipv4, 0.0, float("inf"), now, static=True)
         self._by_v6[ipv6] = entry
         self._by_v4[ipv4] = entry
+        if self.on_change is not None:
+            self.on_change(entry, True)
         return entry
 
     def remove(self, ipv6: bytes | IPv6Address) -> bool:
@@ -295,12 +304,16 @@ class TranslationTable:
         self._by_v4[entry.ipv4] = entry
         if not entry.static:
             self._lru[entry.ipv6] = entry
+        if self.on_change is not None:
+            self.on_change(entry, True)
 
     def _remove(self, entry: TranslationEntry) -> None:
         self._by_v6.pop(entry.ipv6, None)
         self._by_v4.pop(entry.ipv4, None)
         self._lru.pop(entry.ipv6, None)
         self.pool.release(entry.ipv4)
+        if self.on_change is not None:
+            self.on_change(entry, False)
 
     # -- persistence ----------------------------------------------------------------------
 

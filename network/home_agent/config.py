@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv6Address, IPv6Network
 from pathlib import Path
 
+from netstack.fastpath.config import FastPathSection
 from netstack.runtime.configfile import NodeSection as CommonNodeSection
 from netstack.runtime.configfile import load_config
 from network.home_agent.ipsec import HomeAgentIpsecSection
@@ -73,6 +74,7 @@ class HomeAgentConfig:
     link: LinkSection = field(default_factory=LinkSection)
     home_agent: HomeAgentSection = field(default_factory=HomeAgentSection)
     ipsec: HomeAgentIpsecSection = field(default_factory=HomeAgentIpsecSection)
+    fastpath: FastPathSection = field(default_factory=FastPathSection)
     nemo: NemoSection = field(default_factory=NemoSection)
 
     @property

@@ -22,6 +22,7 @@ from netstack.nd.config import NdConfig
 from netstack.nd.events import RouterChanged
 from netstack.nd.host import NdHost
 from netstack.runtime.afpacket import PacketLink
+from netstack.runtime.afpacket_split import serve_after_tc
 from netstack.runtime.configfile import ConfigError
 from netstack.runtime.daemon import answer_control, merged_counters
 from netstack.runtime.link_node import LinkNode
@@ -42,6 +43,11 @@ from netstack.wire.mh import BindingUpdate
 from netstack.wire.mh_codec import decode_mobility_packet
 from netstack.wire.offload import Offload, segment
 from network.home_agent.config import HomeAgentConfig
+from network.home_agent.fast_path import (
+    HOME_LINK_PROTOCOL,
+    HomeAgentFastPathControl,
+    fastpath_section,
+)
 from network.home_agent.forwarding import IPPROTO_IPV6, HomeAgentDataPlane
 from network.home_agent.hmip import DirectRegistrations
 from network.home_agent.ipsec import FORWARD, MOBILITY, TUNNELLED
@@ -75,6 +81,8 @@ class HomeAgentDaemon:
         if config.link.manage_interface:
             configure_link(ifname, disable_ipv6=True, offloads_off=True)
         self.link = PacketLink(ifname, vnet_hdr=config.link.offloads)
+        if fastpath_section(config).enabled:  # only what the tc program passes on
+            serve_after_tc(self.link, HOME_LINK_PROTOCOL)
         self.nd = NdHost(self.link.mac, config=NdConfig(is_router=True, slaac=False))
         self.node = LinkNode(self.link, self.nd, self.counters)
         self.node.keep_super_frame = self._is_reverse_tunnel
@@ -102,6 +110,7 @@ class HomeAgentDaemon:
         self._tx_frames: list[bytes] = []
         self._error_limiter = ErrorRateLimiter()
         self.bindings_writer = CoalescedWriter(lambda now: self._save_bindings(now))
+        self.fastpath = HomeAgentFastPathControl(self)  # eBPF tc program under this path
         self.loop: NodeLoop | None = None
         self.started_at = time.monotonic()
 
@@ -136,6 +145,7 @@ class HomeAgentDaemon:
         self.nd.add_static_address(self.address, self.home_prefix.prefixlen, now, dad=True)
         if self.config.home_agent.default_router is not None:
             self.nd.set_default_router(self.config.home_agent.default_router)
+        self.fastpath.start()  # before the restore: restored bindings reach its map too
         self._restore_bindings(now)
         self._after_input(now)
 
@@ -158,6 +168,7 @@ class HomeAgentDaemon:
             if isinstance(event, BindingCreated):
                 self.security.binding_updated(event.home_address, event.care_of_address)
                 self.nd.proxies.add(event.home_address)
+                self.fastpath.bind(event.home_address, event.care_of_address)
         if restored:
             log.info("restored %d binding(s) from %s", restored, self.bindings_file)
 
@@ -169,6 +180,7 @@ class HomeAgentDaemon:
             log.warning("cannot save bindings: %s", exc)
 
     def close(self) -> None:
+        self.fastpath.close()
         self._save_bindings(time.monotonic())
         self.sa_state.save(time.monotonic())
         self.node.close()
@@ -407,6 +419,7 @@ class HomeAgentDaemon:
                 progressed = True
                 if isinstance(event, RouterChanged):
                     self.dataplane.set_next_hop(event.router_mac)
+                    self.fastpath.sync()
             while (event := self.home_agent.next_event()) is not None:
                 progressed = True
                 self._on_binding_event(event, now)
@@ -462,9 +475,11 @@ class HomeAgentDaemon:
             # Proxy ND for the home address (RFC 6275 10.4.1): answer NS, announce with NA.
             if not self.nd.is_proxied(event.home_address):
                 self.nd.add_proxy(event.home_address, now)
+            self.fastpath.bind(event.home_address, event.care_of_address)
             self.bindings_writer.changed(now)
         elif isinstance(event, BindingDeleted):
             log.info("binding for %s deleted", event.home_address)
+            self.fastpath.unbind(event.home_address)
             self.nd.remove_proxy(event.home_address)
             self.bindings_writer.changed(now)
 
@@ -485,6 +500,7 @@ class HomeAgentDaemon:
             "neighbor_discovery": self.nd.as_dict(),
             "counters": counters,
             "ipsec": self.security.as_dict(now),
+            "fastpath": self.fastpath.as_dict(),
             "uptime": round(now - self.started_at, 3),
         }
 

@@ -37,6 +37,10 @@ class HomeAgentDataPlane:
         self._eth_header = (mac + self.own_mac + _ETHERTYPE_IPV6) if mac else None
 
     @property
+    def next_hop_mac(self) -> bytes | None:
+        return None if self._eth_header is None else self._eth_header[:6]
+
+    @property
     def next_hop_known(self) -> bool:
         return self._eth_header is not None
 

@@ -32,6 +32,7 @@ class BedHandle:
     prefix: str
     state_dir: str
     probes: list[str] = field(default_factory=list)
+    fastpath: bool = True  # issue 14: the agents' eBPF fast path (testbed up --no-fastpath)
 
     def namespace(self, node: str) -> str:
         return topology.namespace(self.prefix, node)
@@ -93,3 +94,11 @@ def fresh_testbed_no_agents() -> Iterator[BedHandle]:
 def testbed() -> Iterator[BedHandle]:
     """The full Fig. 1 bed including the HA and guest agents (one per test)."""
     yield from _bring_up()
+
+
+@pytest.fixture(params=[True, False], ids=["fastpath", "python-path"])
+def testbed_either_path(request: pytest.FixtureRequest) -> Iterator[BedHandle]:
+    """The full bed twice: with the eBPF fast path (the default), then `--no-fastpath`."""
+    for bed in _bring_up(*(() if request.param else ("--no-fastpath",))):
+        bed.fastpath = request.param
+        yield bed

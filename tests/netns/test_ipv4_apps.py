@@ -97,14 +97,30 @@ def table_rows(status: dict[str, Any], key: str) -> list[dict[str, Any]]:
     return rows
 
 
+def assert_data_path(bed: BedHandle) -> None:
+    """Issue 14: the path the bed was asked for carried the traffic (status says which)."""
+    status = bed.status()
+    for node in ("guest", "ha"):
+        fastpath = status[node]["fastpath"]
+        assert fastpath["active"] is bed.fastpath, fastpath
+        if not bed.fastpath:
+            assert "disabled" in fastpath["reason"]
+    if bed.fastpath:
+        assert status["guest"]["fastpath"]["packets"]["out_translated"] > 0
+        assert status["guest"]["fastpath"]["packets"]["in_translated"] > 0
+        assert status["ha"]["fastpath"]["packets"]["intercepted"] > 0
+    else:
+        assert status["counters"]["guest"].get("xlat_4to6", 0) > 0
+
+
 def translation_pairs(bed: BedHandle) -> set[tuple[str, str]]:
     return {(e["ipv6"], e["ipv4"]) for e in table_rows(bed.status(), "translation_table")}
 
 
 # ---------------------------------------------------------------- 1, 3
 
-def test_curl_ping_iperf3_over_ipv4_reach_the_ipv6_only_cn(testbed: BedHandle) -> None:
-    bed = testbed
+def test_curl_ping_iperf3_over_ipv4_reach_the_ipv6_only_cn(testbed_either_path: BedHandle) -> None:
+    bed = testbed_either_path
     wait_registered(bed, VISITED_B)
     address = resolve_v4(bed, "cn.example")  # the home resolver has only AAAA for it
     assert address in POOL and address not in (GATEWAY_V4, HOME_V4)
@@ -124,6 +140,7 @@ def test_curl_ping_iperf3_over_ipv4_reach_the_ipv6_only_cn(testbed: BedHandle) -
     # the CN saw the connection come from the home address (translated, tunnelled)
     assert (str(CN_ADDRESS), str(address)) in {
         (e["ipv6"], e["ipv4"]) for e in table_rows(bed.status(), "translation_table")}
+    assert_data_path(bed)
 
 
 def test_ipv6_app_with_the_home_address_while_ipv4_works(testbed: BedHandle) -> None:
@@ -151,8 +168,8 @@ def test_ipv6_app_with_the_home_address_while_ipv4_works(testbed: BedHandle) -> 
 
 # ---------------------------------------------------------------- 2
 
-def test_long_ipv4_transfer_survives_move_a_and_home(testbed: BedHandle, tmp_path: Path) -> None:
-    bed = testbed
+def test_long_ipv4_transfer_survives_move_a_and_home(testbed_either_path: BedHandle, tmp_path: Path) -> None:
+    bed = testbed_either_path
     wait_registered(bed, VISITED_B)
     resolve_v4(bed, "cn.example")
     out = tmp_path / "big"
@@ -175,6 +192,7 @@ def test_long_ipv4_transfer_survives_move_a_and_home(testbed: BedHandle, tmp_pat
             proc.wait()
     assert result.split()[0] == "200"
     assert sha256_file(out) == sha256_file(Path(bed.state_dir, "www", "big"))
+    assert_data_path(bed)
 
 
 # ---------------------------------------------------------------- 4, 6

@@ -93,7 +93,8 @@ def test_curl_from_home_address_is_tunnelled(testbed: BedHandle, tmp_path: Path)
         assert HOA not in (row["ipv6.src"][:1] + row["ipv6.dst"][:1]), row
 
 
-def test_transfer_survives_handover_to_a_and_home(testbed: BedHandle, tmp_path: Path) -> None:
+def test_transfer_survives_handover_to_a_and_home(testbed_either_path: BedHandle, tmp_path: Path) -> None:
+    testbed = testbed_either_path
     first_coa = wait_registered(testbed, VISITED_B)
     big = Path(testbed.state_dir) / "www" / "big"
     expected = hashlib.sha256(big.read_bytes()).hexdigest()

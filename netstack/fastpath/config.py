@@ -1,0 +1,20 @@
+"""`[fastpath]` in the guest agent's and the home agent's TOML."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class FastPathSection:
+    """The kernel fast path (tc programs) under the Python path.
+
+    On by default; it falls back to the Python path, with one log line and the reason in
+    `status`, where the kernel or the rights do not allow it (no root, no BPF, verifier).
+    """
+
+    enabled: bool = True
+    # How often the programs' per-row counters are read back into table 230 / status (s).
+    counter_interval: float = 1.0
+    # Home agent: room in the bindings map (the binding cache's size limit for the fast path).
+    max_bindings: int = 131072
