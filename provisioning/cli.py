@@ -254,7 +254,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from provisioning.demo import run_demo
 
     report = run_demo(Console(), prefix=args.prefix, keep=args.keep, guest=args.guest)
-    return 0 if report.intact else 1
+    return 0 if report.all_ok else 1
 
 
 def _print_keys(paths: list[str], tshark: bool) -> int:
