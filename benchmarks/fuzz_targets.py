@@ -16,17 +16,40 @@ import tomllib
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv6Address, IPv6Network
-from pathlib import Path
 
 import dns.message
 import dns.rrset
 
 from benchmarks.fuzz_correspondent import CorrespondentTarget, correspondent_seeds
+from benchmarks.fuzz_daemons import (
+    GuestReceiveTarget,
+    HomeAgentReceiveTarget,
+    guest_frames,
+    home_agent_frames,
+)
+from benchmarks.fuzz_seeds import (
+    CN,
+    COA,
+    GUEST_CONFIG,
+    HA,
+    HA_CONFIG,
+    HOA,
+    KEY_FILE,
+    MAC,
+    V4_CN,
+    V4_HOST,
+    _dns_reply_seeds,
+    _esp_seeds,
+    _icmp_error_seeds,
+    _ipv4_seeds,
+    _mh_seeds,
+    _nd_seeds,
+    _packet_seeds,
+)
 from guest_agent.config import AgentConfig
 from guest_agent.dns_proxy import DnsProxy
 from netstack.ipsec.errors import KeyFileError
-from netstack.ipsec.esp import protect, unprotect
+from netstack.ipsec.esp import unprotect
 from netstack.ipsec.keys import parse_key_config
 from netstack.ipsec.sa import SecurityAssociation
 from netstack.ipsec.transforms import AES_GCM_16
@@ -35,45 +58,15 @@ from netstack.translate.rfc7915 import Rfc7915Translator
 from netstack.wire.arp import build_arp, parse_arp
 from netstack.wire.errors import ParseError
 from netstack.wire.ethernet import ETH_P_IPV6, build_ethernet, parse_ethernet
-from netstack.wire.icmpv6 import build_icmpv6_packet, decode_icmpv6
-from netstack.wire.icmpv6_types import (
-    EchoRequest,
-    ICMPv6Error,
-    MapOption,
-    Mtu,
-    NeighborAdvertisement,
-    NeighborSolicitation,
-    PrefixInformation,
-    RouterAdvertisement,
-    SourceLinkLayerAddress,
-    TargetLinkLayerAddress,
-)
+from netstack.wire.icmpv6 import decode_icmpv6
 from netstack.wire.ip6ip6 import decapsulate, encapsulate
-from netstack.wire.ipv4 import build_ipv4_udp, parse_ipv4_udp
-from netstack.wire.ipv6 import build_ipv6_packet, parse_ipv6_packet
-from netstack.wire.mh import (
-    BindingAck,
-    BindingError,
-    BindingRefreshAdvice,
-    BindingRefreshRequest,
-    BindingUpdate,
-    HomeTestInit,
-    MobileNetworkPrefix,
-)
+from netstack.wire.ipv4 import parse_ipv4_udp
+from netstack.wire.ipv6 import parse_ipv6_packet
 from netstack.wire.mh_codec import (
-    build_mobility_packet,
     decode_mobility_header,
     decode_mobility_packet,
-    encode_mobility_header,
 )
 from network.home_agent.config import HomeAgentConfig
-
-HA = IPv6Address("2001:db8:6::1")
-HOA = IPv6Address("2001:db8:6::1000")
-COA = IPv6Address("2001:db8:b::1234")
-CN = IPv6Address("2001:db8:8::1001")
-MAC = bytes.fromhex("02000000aa01")
-V4_HOST, V4_CN = IPv4Address("198.18.0.2"), IPv4Address("198.18.0.7")
 
 
 @dataclass(frozen=True)
@@ -82,113 +75,6 @@ class Target:
     parse: Callable[[bytes], object]
     seeds: tuple[bytes, ...]
     allowed: tuple[type[BaseException], ...] = (ParseError,)
-
-
-# ---------------------------------------------------------------- seeds
-
-
-def _mh_seeds() -> list[bytes]:
-    messages = [
-        BindingUpdate(sequence=7, lifetime=420),
-        BindingUpdate(sequence=9, lifetime=420, mobile_router=True,
-                      options=(MobileNetworkPrefix(IPv6Network("2001:db8:6:100::/64")),)),
-        BindingAck(status=0, sequence=7, lifetime=420, options=(BindingRefreshAdvice(100),)),
-        BindingError(status=2, home_address=HOA),
-        BindingRefreshRequest(),
-        HomeTestInit(home_init_cookie=bytes(range(8))),
-    ]
-    return [encode_mobility_header(m, HOA, HA) for m in messages]
-
-
-def _packet_seeds() -> list[bytes]:
-    return [
-        build_mobility_packet(COA, HA, BindingUpdate(sequence=1, lifetime=420), home_address=HOA),
-        build_mobility_packet(HA, COA, BindingAck(status=0, sequence=1, lifetime=420),
-                              routing_type2=HOA),
-        build_icmpv6_packet(CN, HOA, EchoRequest(1, 2, b"ping")),
-        build_ipv6_packet(HOA, CN, 17, bytes.fromhex("d4310035000c0000") + b"dns!"),
-        build_ipv6_packet(HOA, CN, 6, bytes.fromhex("c0de0050000000010000000050022000") + bytes(4)),
-    ]
-
-
-def _nd_seeds() -> list[bytes]:
-    ra = RouterAdvertisement(options=(
-        SourceLinkLayerAddress(MAC), Mtu(1500),
-        PrefixInformation(IPv6Network("2001:db8:a::/64"), 86400, 14400),
-        MapOption(distance=1, preference=10, valid_lifetime=3600,
-                  map_address=IPv6Address("2001:db8:d::1")),
-    ))
-    messages = [ra, NeighborSolicitation(target=COA, options=(SourceLinkLayerAddress(MAC),)),
-                NeighborAdvertisement(target=COA, router=False, solicited=True, override=True,
-                                      options=(TargetLinkLayerAddress(MAC),)),
-                EchoRequest(1, 1, b"x" * 8)]
-    return [build_icmpv6_packet(HA, COA, m)[40:] for m in messages]
-
-
-def _ipv4_seeds() -> list[bytes]:
-    udp = build_ipv4_udp(V4_HOST.packed, V4_CN.packed, 4000, 53, b"query")
-    icmp = bytes.fromhex("4500001c00010000400100000a0000010a000002") + bytes.fromhex("0800f7fd00010001")
-    tcp = (bytes.fromhex("4500002800020000400600000a0000010a000002")
-           + bytes.fromhex("c0de005000000001000000005002200000000000"))
-    return [udp, icmp, tcp]
-
-
-def _icmp_error_seeds() -> list[bytes]:
-    inner = build_ipv6_packet(HOA, CN, 17, bytes.fromhex("d4310035000c0000") + b"dns!")
-    error = ICMPv6Error(1, 4, 0, inner)
-    return [build_icmpv6_packet(CN, HOA, error)]
-
-
-_SA = SecurityAssociation(spi=0x1001, algorithm=AES_GCM_16, key=bytes(range(20)))
-
-
-def _esp_seeds() -> list[bytes]:
-    sender = SecurityAssociation(spi=0x1001, algorithm=AES_GCM_16, key=bytes(range(20)))
-    return [protect(sender, b"inner packet" * 3, 41, now=0.0) for _ in range(2)]
-
-
-HA_CONFIG = b"""[node]
-state_dir = "/run/mip6term/m6"
-[link]
-interface = "eth0"
-[home_agent]
-address = "2001:db8:6::1"
-home_prefix = "2001:db8:6::/64"
-refused_home_addresses = ["2001:db8:6::dead"]
-max_lifetime = 420
-"""
-GUEST_CONFIG = b"""[mobility]
-home_address = "2001:db8:6::1000"
-home_agent = "2001:db8:6::1"
-home_prefix = "2001:db8:6::/64"
-[tun]
-name = "hoa0"
-"""
-KEY_FILE = b"""[[sa]]
-name = "mn-ha-bu"
-direction = "out"
-spi = 4097
-algorithm = "aes-gcm-16"
-key = "000102030405060708090a0b0c0d0e0f10111213"
-mode = "transport"
-[[policy]]
-name = "bu"
-direction = "out"
-action = "protect"
-sa = "mn-ha-bu"
-priority = 10
-protocol = 135
-"""
-
-
-def _dns_reply_seeds() -> list[bytes]:
-    query = dns.message.make_query("cn.example.", "AAAA")
-    reply = dns.message.make_response(query)
-    reply.answer.append(dns.rrset.from_text("cn.example.", 300, "IN", "AAAA", str(CN)))
-    cname = dns.message.make_response(query)
-    cname.answer.append(dns.rrset.from_text("cn.example.", 300, "IN", "CNAME", "www.example."))
-    cname.answer.append(dns.rrset.from_text("www.example.", 300, "IN", "AAAA", str(CN)))
-    return [reply.to_wire(), cname.to_wire()]
 
 
 # ---------------------------------------------------------------- parse functions
@@ -337,184 +223,9 @@ def run_target(target: Target, data: bytes) -> Crash | None:
     return None
 
 
-# ---------------------------------------------------------------- a daemon's receive loop
-
-
-class _FakeLink:
-    """Stands in for PacketLink: hands the daemon one frame per read, swallows what it sends."""
-
-    vnet_hdr = False
-    mtu = 1500
-
-    def __init__(self, ifname: str, vnet_hdr: bool = False) -> None:
-        self.ifname = ifname
-        self.mac = bytes.fromhex("02000000ee01")
-        self.pending: list[memoryview] = []
-        self.sent = 0
-
-    def fileno(self) -> int:
-        return -1
-
-    def recv_batch(self, max_packets: int = 64) -> list[memoryview]:
-        out, self.pending = self.pending, []
-        return out
-
-    def send(self, frame: bytes) -> bool:
-        self.sent += 1
-        return True
-
-    def send_batch(self, frames: object) -> int:
-        count = len(list(frames))  # type: ignore[arg-type]
-        self.sent += count
-        return count
-
-    def close(self) -> None:
-        pass
-
-
-class HomeAgentReceiveTarget:
-    """The home agent daemon's whole receive path (`_on_link_readable`) on one fuzzed frame.
-
-    Nothing may escape it: every bad frame is dropped and counted. Proxy DAD is off so a valid
-    BU creates a binding at once and later frames meet a binding cache that is not empty.
-    """
-
-    def __init__(self, state_dir: str) -> None:
-        from unittest import mock
-
-        import network.home_agent.daemon as daemon_module
-        from network.home_agent.config import HomeAgentConfig
-
-        config = HomeAgentConfig()
-        config.node.state_dir = Path(state_dir)
-        config.link.manage_interface = False
-        config.link.tx_thread = False
-        config.home_agent.proxy_dad = False
-        with mock.patch.object(daemon_module, "PacketLink", _FakeLink), \
-                mock.patch.object(daemon_module, "link_is_up", lambda _ifname: True):
-            self.daemon = daemon_module.HomeAgentDaemon(config)
-        self.link: _FakeLink = self.daemon.link  # type: ignore[assignment]
-        self.daemon.nd.link_up(0.0)
-        self.daemon.nd.add_static_address(HA, 64, 0.0, dad=False)
-        self.daemon._save_bindings = lambda _now: None  # no fsync per fuzzed binding
-
-    def __call__(self, frame: bytes) -> object:
-        self.link.pending = [memoryview(frame)]
-        self.daemon._on_link_readable()
-        return None
-
-
-def home_agent_frames() -> list[bytes]:
-    ha_mac = bytes.fromhex("02000000ee01")
-    packets = [
-        *_packet_seeds()[:2],
-        build_mobility_packet(COA, HA, BindingUpdate(sequence=3, lifetime=0), home_address=HOA),
-        bytes(encapsulate(build_ipv6_packet(HOA, CN, 17, bytes(12)), COA.packed, HA.packed)),
-        bytes(encapsulate(build_ipv6_packet(HOA, HA, 58, bytes.fromhex("80000000000100017069")),
-                          COA.packed, HA.packed)),
-        build_icmpv6_packet(CN, HA, EchoRequest(1, 2, b"ping"), hop_limit=64),
-        build_icmpv6_packet(IPv6Address("2001:db8:6::ffff"), HA,
-                            NeighborSolicitation(target=HA, options=(SourceLinkLayerAddress(MAC),))),
-        build_ipv6_packet(CN, HOA, 17, bytes.fromhex("d4310035000c0000") + b"dns!"),
-        build_ipv6_packet(COA, HA, 50, bytes.fromhex("0000100100000001") + bytes(40)),
-    ]
-    return [build_ethernet(ha_mac, MAC, ETH_P_IPV6, p) for p in packets]
-
-
 def daemon_targets(state_dir: str) -> list[Target]:
     """Targets that build a daemon (need a writable state directory)."""
     return [Target("ha_receive_loop", HomeAgentReceiveTarget(state_dir),
                    tuple(home_agent_frames()), ()),
             Target("guest_receive_loop", GuestReceiveTarget(state_dir),
                    tuple(guest_frames()), ())]
-
-
-class _FakeTun:
-    def __init__(self, name: str, mtu: int = 1460, **_: object) -> None:
-        self.written = 0
-
-    def add_address(self, *_: object, **__: object) -> None:
-        pass
-
-    def add_route(self, *_: object, **__: object) -> None:
-        pass
-
-    def write(self, packet: object) -> bool:
-        self.written += 1
-        return True
-
-    def fileno(self) -> int:
-        return -1
-
-    def close(self) -> None:
-        pass
-
-
-class _FakeMonitor:
-    def __init__(self, ifname: str) -> None:
-        pass
-
-    def poll(self) -> list[bool]:
-        return []
-
-    def close(self) -> None:
-        pass
-
-
-class GuestReceiveTarget:
-    """The guest agent's receive path (`_on_link_readable`) on one fuzzed frame, with the
-    terminal registered (CoA on 5b, tunnel up) so tunnelled packets, BAs, BRRs and BEs reach
-    the deep paths. Nothing may escape it."""
-
-    COA = IPv6Address("2001:db8:b::1234")
-
-    def __init__(self, state_dir: str) -> None:
-        from unittest import mock
-
-        import guest_agent.agent as agent_module
-        from guest_agent.config import AgentConfig
-        from netstack.nd.events import AddressReady
-
-        config = AgentConfig()
-        config.node.state_dir = Path(state_dir)
-        config.link.manage_interface = False
-        config.link.tx_thread = False
-        config.host_link.interface = ""
-        with mock.patch.object(agent_module, "PacketLink", _FakeLink), \
-                mock.patch.object(agent_module, "TunDevice", _FakeTun), \
-                mock.patch.object(agent_module, "LinkMonitor", _FakeMonitor):
-            self.agent = agent_module.GuestAgent(config)
-        self.link: _FakeLink = self.agent.link  # type: ignore[assignment]
-        self.agent.nd.link_up(0.0)
-        self.agent._on_nd_event(AddressReady(self.COA, IPv6Network("2001:db8:b::/64"),
-                                             float("inf"), float("inf")), 0.0)
-        self.agent._after_input(0.0)
-        entry = self.agent.mobile_node.binding_update_list.get(HA)
-        if entry is not None:  # answer the BU the MN just sent: registered, tunnel up
-            ba = build_mobility_packet(HA, self.COA, BindingAck(0, entry.sequence, 400),
-                                       routing_type2=HOA)
-            self(build_ethernet(self.link.mac, MAC, ETH_P_IPV6, ba))
-
-    def __call__(self, frame: bytes) -> object:
-        self.link.pending = [memoryview(frame)]
-        self.agent._on_link_readable()
-        return None
-
-
-def guest_frames() -> list[bytes]:
-    coa = GuestReceiveTarget.COA
-    guest_mac = bytes.fromhex("02000000ee01")
-    packets = [
-        bytes(encapsulate(build_ipv6_packet(CN, HOA, 17, bytes.fromhex("0035d431000c0000") + b"dns!"),
-                          HA.packed, coa.packed)),
-        bytes(encapsulate(build_icmpv6_packet(CN, HOA, EchoRequest(1, 2, b"ping")),
-                          HA.packed, coa.packed)),
-        build_mobility_packet(HA, coa, BindingAck(status=0, sequence=9, lifetime=400),
-                              routing_type2=HOA),
-        build_mobility_packet(HA, coa, BindingRefreshRequest(), routing_type2=HOA),
-        # status 2 (status 1 would remove the binding and leave the later inputs shallow)
-        build_mobility_packet(HA, coa, BindingError(status=2, home_address=HOA)),
-        build_ipv6_packet(COA, coa, 50, bytes.fromhex("0000100100000001") + bytes(40)),
-    ]
-    return [build_ethernet(guest_mac, MAC, ETH_P_IPV6, p) for p in packets]
-

@@ -36,7 +36,7 @@ from ipaddress import IPv6Address
 from pathlib import Path
 from unittest import mock
 
-from benchmarks.fuzz_targets import _FakeLink
+from benchmarks.fuzz_daemons import _FakeLink
 from netstack.ipsec.keys import build_processor, parse_key_config
 from netstack.ipsec.mobility_config import MobilityLayerSecurity
 from netstack.mobility.binding_cache import BindingCacheEntry
