@@ -5,8 +5,10 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from benchmarks import report
 from benchmarks.inprocess import DEFAULT_ITERATIONS, DEFAULT_REPEATS
@@ -36,12 +38,41 @@ def build_parser() -> argparse.ArgumentParser:
 # Suites with parsers of their own (issue 15): `python -m benchmarks fuzz|ha-scale --help`.
 _OWN_PARSERS = {"fuzz": "benchmarks.fuzz", "ha-scale": "benchmarks.ha_scale"}
 
+_Results = tuple[list[report.Measurement], list[report.Skipped]]
+_Step = tuple[tuple[str, ...], str, str, Callable[[Any, argparse.Namespace], _Results]]
+
+# One row per measurement, in the order `all` runs them: the suites that include it, the
+# benchmarks module (imported only when it runs: each brings its own heavy dependencies), the
+# progress line (formatted with the arguments) and the call.
+_STEPS: tuple[_Step, ...] = (
+    (("inprocess", "all"), "inprocess", "in-process data path",
+     lambda m, a: m.run(a.iterations, a.repeats)),
+    (("testbed", "all"), "testbed", "test bed {prefix}",
+     lambda m, a: m.run(a.prefix, a.duration, keep=a.keep)),
+    (("testbed", "all"), "testbed", "test bed {prefix}e with ESP-GCM on the tunnel",
+     lambda m, a: m.run(f"{a.prefix}e", a.duration, keep=a.keep, ipsec="tunnel")),
+    (("nemo", "all"), "nemo", "NEMO test bed {prefix}n",
+     lambda m, a: m.run(f"{a.prefix}n", a.duration, keep=a.keep)),
+    (("handover", "all"), "handover", "handover latency", lambda m, a: m.run()),
+    # with RO: to the tunnel and to the direct path (issue 9); `all` has it in the ro suite
+    (("handover",), "route_optimisation", "handover latency with route optimisation",
+     lambda m, a: m.handover()),
+    (("tls-gateway", "all"), "tls_gateway", "HTTPS through the TLS gateway vs direct",
+     lambda m, a: m.run()),
+    (("sip", "all"), "sip", "SIP calls (issue 12)", lambda m, a: m.run()),
+    (("hmip", "all"), "hmip_handover", "intra-MAP handover against full Mobile IPv6",
+     lambda m, a: m.run()),
+    # issue 9: handover with RO, direct vs tunnelled; handover + throughput
+    (("ro", "all"), "route_optimisation", "route optimisation", lambda m, a: m.run(a.duration)),
+    (("fastpath", "all"), "fastpath", "eBPF fast path vs Python path, TAYGA, kernel forwarding",
+     lambda m, a: m.run(a.prefix, a.duration)),
+    (("tayga", "all"), "tayga", "TAYGA reference", lambda m, a: m.run(a.duration)),
+)
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in _OWN_PARSERS:
-        import importlib
-
         return importlib.import_module(_OWN_PARSERS[argv[0]]).main(argv[1:])
     args = build_parser().parse_args(argv)
     if args.iterations < 1 or args.repeats < 1 or not 1 <= args.duration <= 60:
@@ -50,88 +81,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = report.make_console()
     results: list[report.Measurement] = []
     skipped: list[report.Skipped] = []
-    if args.suite in ("inprocess", "all"):
-        from benchmarks import inprocess
-
-        with console.status("in-process data path"):
-            found, missing = inprocess.run(args.iterations, args.repeats)
-        results += found
-        skipped += missing
-    if args.suite in ("testbed", "all"):
-        from benchmarks import testbed
-
-        with console.status(f"test bed {args.prefix}"):
-            found, missing = testbed.run(args.prefix, args.duration, keep=args.keep)
-        results += found
-        skipped += missing
-        with console.status(f"test bed {args.prefix}e with ESP-GCM on the tunnel"):
-            found, missing = testbed.run(f"{args.prefix}e", args.duration, keep=args.keep,
-                                         ipsec="tunnel")
-        results += found
-        skipped += missing
-    if args.suite in ("nemo", "all"):
-        from benchmarks import nemo
-
-        with console.status(f"NEMO test bed {args.prefix}n"):
-            found, missing = nemo.run(f"{args.prefix}n", args.duration, keep=args.keep)
-        results += found
-        skipped += missing
-    if args.suite in ("handover", "all"):
-        from benchmarks import handover
-
-        with console.status("handover latency"):
-            found, missing = handover.run()
-        results += found
-        skipped += missing
-        if args.suite == "handover":  # with RO: to the tunnel and to the direct path (issue 9)
-            from benchmarks import route_optimisation
-
-            with console.status("handover latency with route optimisation"):
-                found, missing = route_optimisation.handover()
+    for suites, module_name, label, run in _STEPS:
+        if args.suite in suites:
+            module = importlib.import_module(f"benchmarks.{module_name}")
+            with console.status(label.format(**vars(args))):
+                found, missing = run(module, args)
             results += found
             skipped += missing
-    if args.suite in ("tls-gateway", "all"):
-        from benchmarks import tls_gateway
-
-        with console.status("HTTPS through the TLS gateway vs direct"):
-            found, missing = tls_gateway.run()
-        results += found
-        skipped += missing
-    if args.suite in ("sip", "all"):
-        from benchmarks import sip
-
-        with console.status("SIP calls (issue 12)"):
-            found, missing = sip.run()
-        results += found
-        skipped += missing
-    if args.suite in ("hmip", "all"):
-        from benchmarks import hmip_handover
-
-        with console.status("intra-MAP handover against full Mobile IPv6"):
-            found, missing = hmip_handover.run()
-        results += found
-        skipped += missing
-    if args.suite in ("ro", "all"):  # issue 9: handover with RO, direct vs tunnelled
-        from benchmarks import route_optimisation
-
-        with console.status("route optimisation"):
-            found, missing = route_optimisation.run(args.duration)  # handover + throughput
-        results += found
-        skipped += missing
-    if args.suite in ("fastpath", "all"):
-        from benchmarks import fastpath
-
-        with console.status("eBPF fast path vs Python path, TAYGA, kernel forwarding"):
-            found, missing = fastpath.run(args.prefix, args.duration)
-        results += found
-        skipped += missing
-    if args.suite in ("tayga", "all"):
-        from benchmarks import tayga
-
-        with console.status("TAYGA reference"):
-            found, missing = tayga.run(args.duration)
-        results += found
-        skipped += missing
     report.render(results, skipped, console)
     if args.json:
         report.write_json(args.json, results, skipped)
