@@ -10,33 +10,15 @@ from __future__ import annotations
 from ipaddress import IPv6Address, IPv6Network
 from pathlib import Path
 
-from benchmarks.fuzz_seeds import (
-    CN,
-    COA,
-    HA,
-    HOA,
-    MAC,
-    _packet_seeds,
-)
+from benchmarks.fuzz_seeds import CN, COA, HA, HOA, MAC, _packet_seeds
 from guest_agent.config import AgentConfig
 from netstack.wire.ethernet import ETH_P_IPV6, build_ethernet
 from netstack.wire.icmpv6 import build_icmpv6_packet
-from netstack.wire.icmpv6_types import (
-    EchoRequest,
-    NeighborSolicitation,
-    SourceLinkLayerAddress,
-)
+from netstack.wire.icmpv6_types import EchoRequest, NeighborSolicitation, SourceLinkLayerAddress
 from netstack.wire.ip6ip6 import encapsulate
 from netstack.wire.ipv6 import build_ipv6_packet
-from netstack.wire.mh import (
-    BindingAck,
-    BindingError,
-    BindingRefreshRequest,
-    BindingUpdate,
-)
-from netstack.wire.mh_codec import (
-    build_mobility_packet,
-)
+from netstack.wire.mh import BindingAck, BindingError, BindingRefreshRequest, BindingUpdate
+from netstack.wire.mh_codec import build_mobility_packet
 from network.home_agent.config import HomeAgentConfig
 
 

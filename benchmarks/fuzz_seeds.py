@@ -37,10 +37,7 @@ from netstack.wire.mh import (
     HomeTestInit,
     MobileNetworkPrefix,
 )
-from netstack.wire.mh_codec import (
-    build_mobility_packet,
-    encode_mobility_header,
-)
+from netstack.wire.mh_codec import build_mobility_packet, encode_mobility_header
 
 HA = IPv6Address("2001:db8:6::1")
 HOA = IPv6Address("2001:db8:6::1000")

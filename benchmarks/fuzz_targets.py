@@ -62,10 +62,7 @@ from netstack.wire.icmpv6 import decode_icmpv6
 from netstack.wire.ip6ip6 import decapsulate, encapsulate
 from netstack.wire.ipv4 import parse_ipv4_udp
 from netstack.wire.ipv6 import parse_ipv6_packet
-from netstack.wire.mh_codec import (
-    decode_mobility_header,
-    decode_mobility_packet,
-)
+from netstack.wire.mh_codec import decode_mobility_header, decode_mobility_packet
 from network.home_agent.config import HomeAgentConfig
 
 

@@ -19,12 +19,7 @@ from netstack.mobility.events import (
     BindingRefused,
     ReturnedHome,
 )
-from netstack.nd.events import (
-    AddressExpired,
-    AddressReady,
-    MovementDetected,
-    RouterChanged,
-)
+from netstack.nd.events import AddressExpired, AddressReady, MovementDetected, RouterChanged
 from netstack.wire.errors import ParseError
 from netstack.wire.mh import BindingAck, BindingError, BindingRefreshRequest
 from netstack.wire.mh_codec import decode_mobility_packet

@@ -32,10 +32,7 @@ from netstack.runtime.linkconfig import configure_link, link_is_up
 from netstack.runtime.loop import NodeLoop
 from netstack.runtime.sa_state import SaStatePersister
 from netstack.wire.icmpv6 import build_icmpv6_packet
-from netstack.wire.icmpv6_types import (
-    ICMPv6Error,
-    ICMPv6Type,
-)
+from netstack.wire.icmpv6_types import ICMPv6Error, ICMPv6Type
 from netstack.wire.offload import Offload, segment
 from network.home_agent.config import HomeAgentConfig
 from network.home_agent.fast_path import (
