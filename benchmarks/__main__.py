@@ -20,7 +20,7 @@ SUITES = ("inprocess", "testbed", "tayga", "handover", "hmip", "ro", "sip", "tls
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("suite", nargs="?", default="inprocess", choices=SUITES,
-                        help="what to measure (default inprocess; all = the three)")
+                        help="what to measure (default inprocess; all = every suite but fuzz and ha-scale)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     parser.add_argument("--iterations", type=int, default=DEFAULT_ITERATIONS,
                         help=f"in-process batches per run (default {DEFAULT_ITERATIONS})")
