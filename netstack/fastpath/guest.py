@@ -19,7 +19,7 @@ from typing import Any
 
 from netstack.fastpath.attach import attach_ingress, detach
 from netstack.fastpath.build import object_path
-from netstack.fastpath.libbpf import BpfObject
+from netstack.fastpath.libbpf import BpfObject, StateElement
 from netstack.translate.table import TranslationEntry, TranslationTable
 
 PROGRAMS = ("host_ingress", "visited_ingress")
@@ -89,13 +89,12 @@ class GuestFastPath:
     object_file: Path | None = None
     obj: BpfObject = field(init=False)
     _seen: dict[tuple[int, bytes], _Seen] = field(init=False, default_factory=dict)
-    _state: bytes = field(init=False, default=b"")
     _python_ports: frozenset[int] = field(init=False, default=frozenset())
 
     def __post_init__(self) -> None:
         self.obj = BpfObject(self.object_file or object_path("guest"))
         try:
-            self.state_map = self.obj.map("state", 4, _STATE.size)
+            self.state = StateElement(self.obj.map("state", 4, _STATE.size))
             self.xlat_v4 = self.obj.map("xlat_v4", 4, _V4_VALUE.size)
             self.xlat_v6 = self.obj.map("xlat_v6", 16, _V6_VALUE.size)
             self.flows = self.obj.map("flows", _FLOW_KEY.size, 4)
@@ -116,12 +115,7 @@ class GuestFastPath:
 
     def set_state(self, state: GuestState) -> bool:
         """Write the state element if it changed (True when written)."""
-        packed = state.pack()
-        if packed == self._state:
-            return False
-        self.state_map.update(_U32.pack(0), packed)
-        self._state = packed
-        return True
+        return self.state.write(state.pack())
 
     def set_python_ports(self, ports: frozenset[int]) -> bool:
         """Ports (either end, TCP and UDP) whose packets the programs leave to Python."""

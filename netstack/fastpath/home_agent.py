@@ -16,7 +16,7 @@ from typing import Any
 
 from netstack.fastpath.attach import attach_ingress, detach
 from netstack.fastpath.build import object_path
-from netstack.fastpath.libbpf import BpfObject
+from netstack.fastpath.libbpf import BpfObject, StateElement
 
 PROGRAM = "home_link_ingress"
 STATS = ("intercepted", "detunnelled", "passed", "errors")
@@ -57,14 +57,13 @@ class HomeAgentFastPath:
     max_bindings: int = DEFAULT_MAX_BINDINGS
     object_file: Path | None = None
     obj: BpfObject = field(init=False)
-    _state: bytes = field(init=False, default=b"")
     _bound: set[bytes] = field(init=False, default_factory=set)
 
     def __post_init__(self) -> None:
         self.obj = BpfObject(self.object_file or object_path("ha"),
                              max_entries={"bindings": self.max_bindings})
         try:
-            self.state_map = self.obj.map("state", 4, _STATE.size)
+            self.state = StateElement(self.obj.map("state", 4, _STATE.size))
             self.bindings = self.obj.map("bindings", 16, _BINDING.size)
             self.stats_map = self.obj.map("stats", 4, 8, per_cpu=True)
             self.program_fd = self.obj.program_fd(PROGRAM)
@@ -75,12 +74,7 @@ class HomeAgentFastPath:
             raise
 
     def set_state(self, state: HomeAgentState) -> bool:
-        packed = state.pack()
-        if packed == self._state:
-            return False
-        self.state_map.update(_U32.pack(0), packed)
-        self._state = packed
-        return True
+        return self.state.write(state.pack())
 
     def bind(self, home_address: bytes, care_of_address: bytes) -> None:
         """A binding created or moved: one element replaced, so the CoA changes atomically."""

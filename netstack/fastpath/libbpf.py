@@ -173,6 +173,26 @@ class BpfMap:
             self.delete(key)
 
 
+class StateElement:
+    """The one element (key 0) of a programs' state map, written only when its bytes change:
+    the binding, next hops and flags change together in one update, so a program never sees
+    half of a handover."""
+
+    _KEY = (0).to_bytes(4, "little")
+
+    def __init__(self, bpf_map: BpfMap) -> None:
+        self.map = bpf_map
+        self.value = b""
+
+    def write(self, packed: bytes) -> bool:
+        """True when the element was written (False: unchanged)."""
+        if packed == self.value:
+            return False
+        self.map.update(self._KEY, packed)
+        self.value = packed
+        return True
+
+
 class BpfObject:
     """An ELF object opened and loaded by libbpf; closed (programs unloaded unless attached
     elsewhere, e.g. by a tc filter) by `close()`."""

@@ -139,6 +139,24 @@ struct eth_raw {
 	__u16 proto;
 } __attribute__((packed));
 
+/* Ethernet + outer IPv6 header of an IPv6-in-IPv6 tunnel packet (RFC 2473: traffic class
+ * copied from the inner packet, the outer hop limit of netstack.wire.ip6ip6.encapsulate). */
+static __always_inline void tunnel_headers(struct eth_raw *eth, struct ipv6_hdr_raw *outer,
+					   const __u8 *dst_mac, const __u8 *src_mac,
+					   __u8 traffic_class, __u32 payload_len,
+					   const __u8 *src, const __u8 *dst)
+{
+	mac_copy(eth->dst, dst_mac);
+	mac_copy(eth->src, src_mac);
+	eth->proto = bpf_htons(ETH_P_IPV6);
+	outer->vtf = ipv6_first_word(traffic_class);
+	outer->payload_len = bpf_htons(payload_len);
+	outer->next_header = PROTO_IPV6;
+	outer->hop_limit = OUTER_HOP_LIMIT;
+	addr_copy(outer->src, src);
+	addr_copy(outer->dst, dst);
+}
+
 /* Headers written with one bpf_skb_store_bytes, built on the stack two octets into an aligned
  * buffer: after the 14-octet Ethernet header every address field is then 4-octet aligned,
  * as the verifier requires of stack stores. */

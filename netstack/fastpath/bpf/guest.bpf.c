@@ -236,16 +236,9 @@ static __always_inline int host_ipv4(struct __sk_buff *skb, struct guest_state *
 	__u8 tos = ip->tos, ttl = ip->ttl;
 
 	HEADERS(struct out_headers, h);
-	mac_copy(h->eth.dst, st->next_hop_mac);
-	mac_copy(h->eth.src, st->visited_mac);
-	h->eth.proto = bpf_htons(ETH_P_IPV6);
 	__u32 inner_len = total + IP6_HLEN - IP4_HLEN;
-	h->outer.vtf = ipv6_first_word(tos);
-	h->outer.payload_len = bpf_htons(inner_len > 0xffff ? 0xffff : inner_len);
-	h->outer.next_header = PROTO_IPV6;
-	h->outer.hop_limit = OUTER_HOP_LIMIT;
-	addr_copy(h->outer.src, st->coa);
-	addr_copy(h->outer.dst, st->ha);
+	tunnel_headers(&h->eth, &h->outer, st->next_hop_mac, st->visited_mac, tos,
+		       inner_len > 0xffff ? 0xffff : inner_len, st->coa, st->ha);
 	h->inner.vtf = ipv6_first_word(tos);
 	h->inner.payload_len = bpf_htons(total - IP4_HLEN);
 	h->inner.next_header = proto;
@@ -305,15 +298,8 @@ static __always_inline int host_ipv6(struct __sk_buff *skb, struct guest_state *
 	note_flow(ip->dst, *(__u16 *)l4, *(__u16 *)(l4 + 2), proto, SIDE_HOST_IPV6);
 
 	HEADERS(struct encap_headers, h);
-	mac_copy(h->eth.dst, st->next_hop_mac);
-	mac_copy(h->eth.src, st->visited_mac);
-	h->eth.proto = bpf_htons(ETH_P_IPV6);
-	h->outer.vtf = ipv6_first_word(ipv6_traffic_class((const __u8 *)ip));
-	h->outer.payload_len = bpf_htons(length);
-	h->outer.next_header = PROTO_IPV6;
-	h->outer.hop_limit = OUTER_HOP_LIMIT;
-	addr_copy(h->outer.src, st->coa);
-	addr_copy(h->outer.dst, st->ha);
+	tunnel_headers(&h->eth, &h->outer, st->next_hop_mac, st->visited_mac,
+		       ipv6_traffic_class((const __u8 *)ip), length, st->coa, st->ha);
 	if (bpf_skb_adjust_room(skb, IP6_HLEN, BPF_ADJ_ROOM_MAC,
 				BPF_F_ADJ_ROOM_ENCAP_L3_IPV6 | BPF_F_ADJ_ROOM_FIXED_GSO))
 		return pass(ST_PASSED_HOST); /* refused: untouched, Python */

@@ -100,15 +100,8 @@ static __always_inline int intercept(struct __sk_buff *skb, struct ha_state *st,
 	if (ip->hop_limit <= 1 || length + IP6_HLEN > st->mtu)
 		return pass(); /* Python drops or answers Packet Too Big */
 	HEADERS(struct intercept_headers, h);
-	mac_copy(h->eth.dst, st->router_mac);
-	mac_copy(h->eth.src, st->own_mac);
-	h->eth.proto = bpf_htons(ETH_P_IPV6);
-	h->outer.vtf = ipv6_first_word(ipv6_traffic_class((const __u8 *)ip));
-	h->outer.payload_len = bpf_htons(length);
-	h->outer.next_header = PROTO_IPV6;
-	h->outer.hop_limit = OUTER_HOP_LIMIT;
-	addr_copy(h->outer.src, st->address);
-	addr_copy(h->outer.dst, binding->coa);
+	tunnel_headers(&h->eth, &h->outer, st->router_mac, st->own_mac,
+		       ipv6_traffic_class((const __u8 *)ip), length, st->address, binding->coa);
 	h->inner_vtf = ip->vtf;
 	h->inner_payload_len = ip->payload_len;
 	h->inner_next_header = ip->next_header;
