@@ -206,7 +206,10 @@ class HostSide:
             if not self.scenarios.is_on(Scenario.TRANSLATION_ON):
                 self.counters["host_rx_dropped_translation_off"] += 1
                 continue
-            out, errors = self.translation.outbound(memoryview(self.sip_alg.outbound(packet, now)), now)
+            rewritten = self.sip_alg.outbound(packet, now)  # the same object unless SIP
+            if rewritten is not packet:
+                packet = memoryview(rewritten)
+            out, errors = self.translation.outbound(packet, now)
             for p in out:
                 self.demux.note_outbound(p, Side.HOST_IPV4, now)
             outbound.extend(out)
