@@ -3,12 +3,13 @@
 One run, one table (group "fastpath"), everything measured back to back on this machine:
   * bed `<prefix>f` (fast path on): iperf3 from `host` (IPv4) to the CN and back: UDP 100 B,
     TCP, TCP -R; meanwhile BPF_ENABLE_STATS gives each tc program's run time per packet;
-  * the same bed's reference: a probe namespace on visited network 5b with the kernel's own
-    IPv6 stack (veth defaults: transmit offloads on, like the links the fast path redirects
-    to) runs the same iperf3 to the CN, forwarded by the bed's routers only (ar-b, core): plain
-    kernel IPv6 forwarding through the same namespaces, without the guest and HA hops;
+  * bed `<prefix>k` (benchmarks.kernel_path): the same namespaces and link settings without
+    agents, the guest and the HA as plain kernel IPv6 routers, the core sending the flow
+    through the HA both ways: plain kernel forwarding over the same hops, the same iperf3 runs
+    from the host (IPv6);
   * bed `<prefix>p` (`--no-fastpath`): the pure Python path, same iperf3 runs;
-  * TAYGA (benchmarks.tayga): the same iperf3 runs through TAYGA;
+  * TAYGA (benchmarks.tayga): the same iperf3 runs through TAYGA, with its receiving link's
+    NAPI in softirq and in a thread (the guest's host link setting); ratios take its better;
   * the HA program alone (BPF_PROG_TEST_RUN, single runs, kernel-timed) with 1k and 100k
     bindings in its map: intercept and reverse-tunnel packets per second;
   * ratios: fast path vs TAYGA (UDP pkt/s, TCP Mbit/s) and vs kernel forwarding.
@@ -22,16 +23,14 @@ import time
 from collections.abc import Callable
 from ipaddress import IPv6Address, IPv6Network
 
-from benchmarks import tayga
+from benchmarks import kernel_path, tayga
 from benchmarks.report import Measurement, Skipped
 from benchmarks.testbed import (
     CN_ADDRESS,
     CommandFailed,
     _cli,
     cn_ipv4_address,
-    iperf3_client_args,
     iperf3_from_host,
-    parse_iperf3,
     tcp_measurement,
     teardown,
     udp_measurement,
@@ -63,6 +62,22 @@ def _host_runs(prefix: str, label: str, duration: int) -> list[Measurement]:
     return out
 
 
+CN_TSO = "TCP CN->host (-R), CN sending with TSO"
+
+
+def _cn_sending_with_tso(prefix: str, label: str, run: Callable[[], dict[str, object]]) -> Measurement:
+    """The -R run again with the CN's own transmit offloads on (the bed keeps them off).
+
+    Shows what the bed's setting hides: the CN's super-frames reach the HA whole; the kernel
+    forwards them whole, the HA's program hands them to its Python path (see issue-14.md).
+    """
+    from provisioning.offloads import enable_tx_offloads
+    from provisioning.topology import namespace
+
+    enable_tx_offloads(namespace(prefix, "cn"), "eth0")
+    return tcp_measurement(GROUP, f"{CN_TSO} ({label})", run(), "CN (TSO) -> ... -> host")
+
+
 def _program_ids(prefix: str) -> dict[str, int]:
     from provisioning import netns
     from provisioning.topology import namespace
@@ -92,31 +107,20 @@ def _run_time(ids: dict[str, int]) -> dict[str, tuple[int, int]]:
 
 
 def _kernel_reference(prefix: str, duration: int) -> list[Measurement]:
-    """iperf3 from a kernel-IPv6 probe on visited network 5b to the CN (routers only)."""
-    from provisioning import netns, testbed
-    from provisioning.topology import VISITED_B
+    """The same iperf3 runs through the same namespaces, forwarded by the kernel alone."""
+    from provisioning import testbed
 
-    ns = testbed.add_probe(prefix, "b", "kref")  # veth defaults: TSO/GSO on, as the fast path's links
-    deadline = time.monotonic() + 20
-    address = None
-    while address is None and time.monotonic() < deadline:
-        shown = netns.run(ns, ["ip", "-j", "-6", "addr", "show", "dev", "eth0"], timeout=10)
-        for link in json.loads(shown.stdout or b"[]"):
-            for info in link.get("addr_info", []):
-                if IPv6Address(info["local"]) in IPv6Network(VISITED_B) and "tentative" not in info:
-                    address = info["local"]
-        time.sleep(0.5)
-    if address is None:
-        raise CommandFailed("the kernel reference probe got no address in 5b")
+    testbed.up(testbed.UpOptions(prefix=prefix, agents=False))
+    kernel_path.configure(prefix)
     out = []
-    via = "probe on 5b (kernel IPv6) -> ar-b -> core -> CN"
-    for name, udp, reverse in (("UDP 100 B probe->CN", True, False), ("TCP probe->CN", False, False),
-                               ("TCP CN->probe (-R)", False, True)):
-        argv = iperf3_client_args(CN_ADDRESS, udp=udp, duration=duration, bind=address, reverse=reverse)
-        done = netns.run(ns, argv, timeout=duration + 30)
+    for name, udp, reverse in (("UDP 100 B host->CN", True, False), ("TCP host->CN", False, False),
+                               ("TCP CN->host (-R)", False, True)):
+        data = kernel_path.iperf3_from_host(prefix, udp=udp, duration=duration, reverse=reverse)
         make = udp_measurement if udp else tcp_measurement
-        out.append(make(GROUP, f"{name} (kernel forwarding)", parse_iperf3(done.stdout.decode()), via))
+        out.append(make(GROUP, f"{name} (kernel forwarding)", data, kernel_path.VIA))
         time.sleep(1.0)
+    out.append(_cn_sending_with_tso(prefix, "kernel forwarding", lambda: kernel_path.iperf3_from_host(
+        prefix, udp=False, duration=duration, reverse=True)))
     return out
 
 
@@ -132,13 +136,15 @@ def _fastpath_bed(prefix: str, duration: int) -> list[Measurement]:
         after = _run_time(ids)
     finally:
         os.close(stats_fd)
+    server4 = cn_ipv4_address(prefix)
+    results.append(_cn_sending_with_tso(prefix, "fast path", lambda: iperf3_from_host(
+        prefix, server4, udp=False, duration=duration, reverse=True)))
     for name in sorted(ids):
         runs = after[name][1] - before[name][1]
         ns = after[name][0] - before[name][0]
         if runs:
             results.append(Measurement(GROUP, f"BPF run time {name}", seconds=ns / 1e9, packets=runs,
                                        detail={"note": f"{ns / runs:.0f} ns/packet over {runs} runs"}))
-    results += _kernel_reference(prefix, duration)
     return results
 
 
@@ -183,27 +189,43 @@ def _ha_map_scale() -> list[Measurement]:
     return out
 
 
+def _best(results: list[Measurement], group: str, prefix: str,
+          value: Callable[[Measurement], float | None]) -> Measurement | None:
+    """The best of the rows whose name starts with `prefix` (TAYGA in both link settings)."""
+    rows = [m for m in results if m.group == group and m.name.startswith(prefix) and value(m)]
+    return max(rows, key=lambda m: value(m) or 0.0, default=None)
+
+
 def _ratio_rows(results: list[Measurement]) -> list[Measurement]:
-    def find(prefix: str, group: str = GROUP) -> Measurement | None:
-        return next((m for m in results if m.group == group and m.name.startswith(prefix)), None)
+    def pps(m: Measurement) -> float | None:
+        return m.pps
+
+    def mbit(m: Measurement) -> float | None:
+        return m.mbit_s
+
+    def ours(name: str) -> Measurement | None:
+        return _best(results, GROUP, name, pps if name.startswith("UDP") else mbit)
 
     rows = []
     pairs: list[tuple[str, Measurement | None, Measurement | None, Callable[[Measurement], float | None]]] = [
-        ("UDP pkt/s fast path / TAYGA", find("UDP 100 B host->CN (fast path)"),
-         find("UDP 100 B v4->v6", "tayga"), lambda m: m.pps),
-        ("TCP Mbit/s fast path / TAYGA", find("TCP host->CN (fast path)"), find("TCP v4->v6", "tayga"),
-         lambda m: m.mbit_s),
-        ("UDP pkt/s fast path / kernel forwarding", find("UDP 100 B host->CN (fast path)"),
-         find("UDP 100 B probe->CN"), lambda m: m.pps),
-        ("TCP Mbit/s fast path / kernel forwarding", find("TCP host->CN (fast path)"),
-         find("TCP probe->CN"), lambda m: m.mbit_s),
-        ("TCP -R Mbit/s fast path / kernel forwarding", find("TCP CN->host (-R) (fast path)"),
-         find("TCP CN->probe (-R)"), lambda m: m.mbit_s),
-        ("UDP pkt/s fast path / Python path", find("UDP 100 B host->CN (fast path)"),
-         find("UDP 100 B host->CN (Python path)"), lambda m: m.pps),
-        ("TCP Mbit/s fast path / Python path", find("TCP host->CN (fast path)"),
-         find("TCP host->CN (Python path)"), lambda m: m.mbit_s),
+        ("UDP pkt/s fast path / TAYGA (its better link setting)", ours("UDP 100 B host->CN (fast path)"),
+         _best(results, "tayga", "UDP 100 B v4->v6", pps), pps),
+        ("TCP Mbit/s fast path / TAYGA (its better link setting)", ours("TCP host->CN (fast path)"),
+         _best(results, "tayga", "TCP v4->v6", mbit), mbit),
+        ("TCP -R Mbit/s fast path / TAYGA (its better link setting)", ours("TCP CN->host (-R) (fast path)"),
+         _best(results, "tayga", "TCP v6->v4 (-R)", mbit), mbit),
     ]
+    for other in ("kernel forwarding", "Python path"):
+        pairs += [
+            (f"UDP pkt/s fast path / {other}", ours("UDP 100 B host->CN (fast path)"),
+             ours(f"UDP 100 B host->CN ({other})"), pps),
+            (f"TCP Mbit/s fast path / {other}", ours("TCP host->CN (fast path)"),
+             ours(f"TCP host->CN ({other})"), mbit),
+            (f"TCP -R Mbit/s fast path / {other}", ours("TCP CN->host (-R) (fast path)"),
+             ours(f"TCP CN->host (-R) ({other})"), mbit),
+        ]
+    pairs.append((f"{CN_TSO}: fast path / kernel forwarding", ours(f"{CN_TSO} (fast path)"),
+                  ours(f"{CN_TSO} (kernel forwarding)"), mbit))
     for name, a, b, value in pairs:
         if a is not None and b is not None and value(a) and value(b):
             rows.append(Measurement(GROUP, f"ratio {name}", detail={"note": f"{value(a) / value(b):.2f}x"}))
@@ -217,6 +239,7 @@ def run(prefix: str = "bench", duration: int = 5) -> tuple[list[Measurement], li
     skipped: list[Skipped] = []
     steps: list[tuple[str, Callable[[], list[Measurement]], str | None]] = [
         ("fast path bed", lambda: _fastpath_bed(f"{prefix}f", duration), f"{prefix}f"),
+        ("kernel forwarding bed", lambda: _kernel_reference(f"{prefix}k", duration), f"{prefix}k"),
         ("Python path bed", lambda: (_up(f"{prefix}p", "--no-fastpath"),
                                      _host_runs(f"{prefix}p", "Python path", duration))[1], f"{prefix}p"),
         ("HA map scale", _ha_map_scale, None),
@@ -229,7 +252,8 @@ def run(prefix: str = "bench", duration: int = 5) -> tuple[list[Measurement], li
         finally:
             if bed is not None:
                 teardown(bed)
-    found, missing = tayga.run(duration)
-    results += found
-    skipped += missing
+    for threaded in (False, True):  # TAYGA under both settings of its receiving link
+        found, missing = tayga.run(duration, threaded=threaded)
+        results += found
+        skipped += missing
     return results + _ratio_rows(results), skipped

@@ -34,7 +34,7 @@ from benchmarks.testbed import (
     tcp_measurement,
     udp_measurement,
 )
-from provisioning.offloads import enable_gro
+from provisioning.offloads import enable_gro, enable_threaded_napi
 
 TAYGA = "/usr/sbin/tayga"
 NS_CLIENT, NS_TAYGA, NS_SERVER = "bt-a", "bt-t", "bt-b"
@@ -121,15 +121,18 @@ def _namespace_base(ns: str, *, router: bool) -> None:
         _sysctl(ns, "ipv6/conf/all/forwarding", 1)
 
 
-def build_links() -> None:
+def build_links(threaded: bool = False) -> None:
     _namespace_base(NS_CLIENT, router=False)
     _namespace_base(NS_TAYGA, router=True)
     _namespace_base(NS_SERVER, router=False)
     _veth(NS_CLIENT, "a0", NS_TAYGA, "t-a", V4_MTU)
     _veth(NS_TAYGA, "t-b", NS_SERVER, "b0", 1500)
     # The same receive offloads as the guest's host link in the test bed (GRO, UDP included),
-    # so both forwarders get the client's traffic under the same link settings.
+    # so both forwarders get the client's traffic under the same link settings; `threaded`
+    # as the bed's guest end (topology.THREADED_NAPI_ENDS).
     enable_gro(NS_TAYGA, "t-a")
+    if threaded:
+        enable_threaded_napi(NS_TAYGA, "t-a")
     _address(NS_CLIENT, "a0", CLIENT_V4, V4_LINK_LEN)
     _address(NS_TAYGA, "t-a", ROUTER_V4, V4_LINK_LEN)
     _address(NS_TAYGA, "t-b", ROUTER_V6, 64)
@@ -220,12 +223,12 @@ def iperf3_from_client(*, udp: bool, duration: int, reverse: bool) -> dict[str, 
 
 
 @contextlib.contextmanager
-def reference_setup(workdir: str) -> Iterator[None]:
+def reference_setup(workdir: str, threaded: bool = False) -> Iterator[None]:
     """Namespaces, TAYGA and the iperf3 server; everything is removed on exit."""
     procs: list[subprocess.Popen[bytes]] = []
     remove_namespaces()  # leftovers of a killed run
     try:
-        build_links()
+        build_links(threaded)
         data_dir = os.path.join(workdir, "data")
         os.mkdir(data_dir)
         conf = os.path.join(workdir, "tayga.conf")
@@ -245,23 +248,24 @@ def reference_setup(workdir: str) -> Iterator[None]:
         remove_namespaces()
 
 
-def measure(duration: int) -> list[Measurement]:
+def measure(duration: int, label: str = "") -> list[Measurement]:
     via = f"IPv4 {CLIENT_V4} -> TAYGA -> IPv6 {SERVER_V6}"
     via_r = f"IPv6 {SERVER_V6} -> TAYGA -> IPv4 {CLIENT_V4}"
     results = []
     data = iperf3_from_client(udp=True, duration=duration, reverse=False)
-    results.append(udp_measurement("tayga", "UDP 100 B v4->v6", data, via))
+    results.append(udp_measurement("tayga", f"UDP 100 B v4->v6{label}", data, via))
     data = iperf3_from_client(udp=True, duration=duration, reverse=True)
-    results.append(udp_measurement("tayga", "UDP 100 B v6->v4 (-R)", data, via_r))
+    results.append(udp_measurement("tayga", f"UDP 100 B v6->v4 (-R){label}", data, via_r))
     data = iperf3_from_client(udp=False, duration=duration, reverse=False)
-    results.append(tcp_measurement("tayga", "TCP v4->v6", data, via))
+    results.append(tcp_measurement("tayga", f"TCP v4->v6{label}", data, via))
     data = iperf3_from_client(udp=False, duration=duration, reverse=True)
-    results.append(tcp_measurement("tayga", "TCP v6->v4 (-R)", data, via_r))
+    results.append(tcp_measurement("tayga", f"TCP v6->v4 (-R){label}", data, via_r))
     return results
 
 
-def run(duration: int = 5) -> tuple[list[Measurement], list[Skipped]]:
-    name = "TAYGA NAT64 reference"
+def run(duration: int = 5, threaded: bool = False) -> tuple[list[Measurement], list[Skipped]]:
+    """`threaded`: TAYGA's receiving link runs its NAPI in a kernel thread (rows say so)."""
+    name = "TAYGA NAT64 reference" + (" (threaded NAPI)" if threaded else "")
     if os.geteuid() != 0:
         return [], [Skipped("tayga", name, "needs root (network namespaces)")]
     for tool in (TAYGA, "iperf3"):
@@ -269,8 +273,8 @@ def run(duration: int = 5) -> tuple[list[Measurement], list[Skipped]]:
             return [], [Skipped("tayga", name, f"{tool} not installed")]
     workdir = tempfile.mkdtemp(prefix="bt-tayga-")
     try:
-        with reference_setup(workdir):
-            return measure(duration), []
+        with reference_setup(workdir, threaded):
+            return measure(duration, " (threaded NAPI)" if threaded else ""), []
     except (CommandFailed, OSError) as exc:
         return [], [Skipped("tayga", name, str(exc))]
     finally:

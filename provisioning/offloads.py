@@ -38,3 +38,19 @@ def enable_gro(namespace: str, ifname: str) -> None:
     with netns.inside(namespace):
         linkconfig.set_features(ifname, {"rx-gro": True, "rx-udp-gro-forwarding": True})
     netns.write_sysfs(namespace, f"class/net/{ifname}/gro_flush_timeout", GRO_FLUSH_TIMEOUT_NS)
+
+
+def enable_threaded_napi(namespace: str, ifname: str) -> None:
+    """Run the NAPI of `ifname` in a kernel thread (napi/<ifname>-N), off the sender's CPU.
+
+    A veth has NAPI only while it is up with GRO on: call after enable_gro and link up.
+    """
+    netns.write_sysfs(namespace, f"class/net/{ifname}/threaded", 1)
+
+
+def enable_tx_offloads(namespace: str, ifname: str) -> None:
+    """Transmit offloads on `ifname` (checksum, SG, fraglist, TSO, UDP and tunnel GSO)."""
+    from netstack.fastpath.attach import enable_tx_offloads as enable
+
+    with netns.inside(namespace):
+        enable(ifname)

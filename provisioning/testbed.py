@@ -24,10 +24,16 @@ from provisioning.nodes import hmip as hmip_bed
 from provisioning.nodes import ipsec as ipsec_keys
 from provisioning.nodes import route_optimisation as ro_nodes
 from provisioning.nodes.agents import TranslationOptions
-from provisioning.offloads import enable_gro, set_offloads_off
+from provisioning.offloads import (
+    enable_gro,
+    enable_threaded_napi,
+    enable_tx_offloads,
+    set_offloads_off,
+)
 from provisioning.topology import (
     BRIDGES,
     CN_EXTRA_ADDRESSES,
+    CN_LINK_OFFLOAD_END,
     FIG1,
     GRO_ENDS,
     MAP_ACCESS_ROUTERS,
@@ -36,6 +42,7 @@ from provisioning.topology import (
     RADVD_INTERFACES,
     ROUTERS,
     SWITCH,
+    THREADED_NAPI_ENDS,
     Topology,
     namespace,
     state_dir,
@@ -124,6 +131,13 @@ def _build_switch(prefix: str) -> str:
     # the switch is pure L2: its own IPv6 stack must not add RS/MLD noise on the segments
     netns.write_sysctl(sw, "ipv6/conf/default/disable_ipv6", 1)
     netns.write_sysctl(sw, "ipv6/conf/all/disable_ipv6", 1)
+    # With br_netfilter loaded on the machine (container hosts load it), every bridged frame
+    # would also pass the ip(6)tables hooks: not a switch's job, and ~10% of a CPU per link.
+    for family in ("arptables", "iptables", "ip6tables"):
+        try:
+            netns.write_sysctl(sw, f"bridge/bridge-nf-call-{family}", 0)
+        except FileNotFoundError:
+            break  # br_netfilter is not loaded: bridged frames never see those hooks
     _set_up(sw, "lo")
     with IPRoute(netns=sw) as ipr:
         for bridge in BRIDGES.values():
@@ -178,6 +192,10 @@ def _build_links(prefix: str, skip_node: str | None = None, topology: Topology =
             if address:
                 _add_address(ns, ifname, address)
             _set_up(ns, ifname)
+        for node, ns, ifname in ((link.node_a, ns_a, link.ifname_a),
+                                 (link.node_b, ns_b, link.ifname_b)):
+            if lite and (node, ifname) in THREADED_NAPI_ENDS:
+                enable_threaded_napi(ns, ifname)
 
 
 def _add_routes(prefix: str, topology: Topology = FIG1) -> None:
@@ -227,6 +245,8 @@ def up(options: UpOptions) -> str:
     # The userspace CN (route optimisation, end-to-end ESP) runs when the bed needs it; else
     # the CN is the plain kernel stack, as fast as before.
     cn_daemon = options.ro or ipsec.end_to_end
+    if not vm_guest and not cn_daemon:
+        enable_tx_offloads(namespace(prefix, CN_LINK_OFFLOAD_END[0]), CN_LINK_OFFLOAD_END[1])
     if not cn_daemon:
         for address in CN_EXTRA_ADDRESSES:  # cn1..cn5.example (pool-exhaustion test)
             # Deprecated, so the CN's unconnected UDP replies (iperf3 -u) still come from ::1001.

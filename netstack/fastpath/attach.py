@@ -16,7 +16,10 @@ _INGRESS = "ffff:fff2"
 
 # Transmit offloads for a link the programs redirect to: TSO/GSO super-frames (also
 # IPv6-in-IPv6 ones) then leave whole and the kernel cuts them only where it must.
-TX_OFFLOADS = ("tx-checksum-ip-generic", "tx-scatter-gather", "tx-tcp-segmentation",
+# tx-scatter-gather-fraglist keeps UDP GRO's frame lists whole (else the first device cuts
+# them): measured 140k -> 215k pkt/s for UDP 100 B host->CN (issue 14).
+TX_OFFLOADS = ("tx-checksum-ip-generic", "tx-scatter-gather", "tx-scatter-gather-fraglist",
+               "tx-tcp-segmentation",
                "tx-tcp6-segmentation", "tx-ipxip6-segmentation", "tx-udp-segmentation",
                "tx-generic-segmentation")
 

@@ -54,6 +54,33 @@ def test_kernel_ipv6_off_on_agent_links_and_offloads_off(testbed_no_agents: BedH
         assert netns.read_sysctl(bed.namespace(node), "ipv6/conf/all/forwarding") == "1"
 
 
+def test_link_settings_for_the_kernel_paths(testbed_no_agents: BedHandle) -> None:
+    """Issue 14: the settings that let the fast path (and the kernel reference) run at speed."""
+    bed = testbed_no_agents
+
+    def sysfs(node: str, path: str) -> str:
+        done = subprocess.run(["ip", "netns", "exec", bed.namespace(node), "cat", f"/sys/{path}"],
+                              capture_output=True, text=True, timeout=10, check=True)
+        return done.stdout.strip()
+
+    assert sysfs("guest", "class/net/eth1/threaded") == "1"  # topology.THREADED_NAPI_ENDS
+    assert sysfs("sw", "class/net/p-guest/threaded") == "0"
+    if os.path.exists("/proc/sys/net/bridge"):  # br_netfilter loaded on this machine
+        for family in ("arptables", "iptables", "ip6tables"):
+            assert netns.read_sysctl(bed.namespace("sw"), f"bridge/bridge-nf-call-{family}") == "0"
+
+    def feature(node: str, ifname: str, name: str) -> bool:
+        text = bed.exec(node, "ethtool", "-k", ifname).stdout.decode()
+        found = re.search(rf"^\s*{name}: (on|off)", text, re.M)
+        assert found, (node, ifname, name)
+        return found.group(1) == "on"
+
+    # the core's link to the plain-kernel CN sends super-frames; the CN's own end does not
+    assert feature("core", "eth3", "tcp-segmentation-offload")
+    assert feature("core", "eth3", "tx-scatter-gather-fraglist")
+    assert not feature("cn", "eth0", "tcp-segmentation-offload")
+
+
 @pytest.mark.parametrize("address", ["2001:db8:8::1001", "2001:db8:a::1", "2001:db8:b::1",
                                      "2001:db8:ff0a::2", "2001:db8:ff0b::2"])
 def test_core_reaches_cn_and_access_routers(testbed_no_agents: BedHandle, address: str) -> None:
