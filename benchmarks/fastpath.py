@@ -62,22 +62,6 @@ def _host_runs(prefix: str, label: str, duration: int) -> list[Measurement]:
     return out
 
 
-CN_TSO = "TCP CN->host (-R), CN sending with TSO"
-
-
-def _cn_sending_with_tso(prefix: str, label: str, run: Callable[[], dict[str, object]]) -> Measurement:
-    """The -R run again with the CN's own transmit offloads on (the bed keeps them off).
-
-    Shows what the bed's setting hides: the CN's super-frames reach the HA whole; the kernel
-    forwards them whole, the HA's program hands them to its Python path (see issue-14.md).
-    """
-    from provisioning.offloads import enable_tx_offloads
-    from provisioning.topology import namespace
-
-    enable_tx_offloads(namespace(prefix, "cn"), "eth0")
-    return tcp_measurement(GROUP, f"{CN_TSO} ({label})", run(), "CN (TSO) -> ... -> host")
-
-
 def _program_ids(prefix: str) -> dict[str, int]:
     from provisioning import netns
     from provisioning.topology import namespace
@@ -119,8 +103,6 @@ def _kernel_reference(prefix: str, duration: int) -> list[Measurement]:
         make = udp_measurement if udp else tcp_measurement
         out.append(make(GROUP, f"{name} (kernel forwarding)", data, kernel_path.VIA))
         time.sleep(1.0)
-    out.append(_cn_sending_with_tso(prefix, "kernel forwarding", lambda: kernel_path.iperf3_from_host(
-        prefix, udp=False, duration=duration, reverse=True)))
     return out
 
 
@@ -136,9 +118,6 @@ def _fastpath_bed(prefix: str, duration: int) -> list[Measurement]:
         after = _run_time(ids)
     finally:
         os.close(stats_fd)
-    server4 = cn_ipv4_address(prefix)
-    results.append(_cn_sending_with_tso(prefix, "fast path", lambda: iperf3_from_host(
-        prefix, server4, udp=False, duration=duration, reverse=True)))
     for name in sorted(ids):
         runs = after[name][1] - before[name][1]
         ns = after[name][0] - before[name][0]
@@ -224,8 +203,6 @@ def _ratio_rows(results: list[Measurement]) -> list[Measurement]:
             (f"TCP -R Mbit/s fast path / {other}", ours("TCP CN->host (-R) (fast path)"),
              ours(f"TCP CN->host (-R) ({other})"), mbit),
         ]
-    pairs.append((f"{CN_TSO}: fast path / kernel forwarding", ours(f"{CN_TSO} (fast path)"),
-                  ours(f"{CN_TSO} (kernel forwarding)"), mbit))
     for name, a, b, value in pairs:
         if a is not None and b is not None and value(a) and value(b):
             rows.append(Measurement(GROUP, f"ratio {name}", detail={"note": f"{value(a) / value(b):.2f}x"}))

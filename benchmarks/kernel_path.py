@@ -2,8 +2,8 @@
 
 A bed without agents (`testbed.up(agents=False)`) has the same namespaces, veth pairs,
 bridges and link settings as the bed the fast path runs in (offloads, GRO, threaded NAPI,
-the CN link's TSO, and the transmit offloads the agents switch on where their programs
-redirect). Then the kernel takes the agents' places: the guest and the HA become plain IPv6
+TSO on both ends of the CN's link, and the transmit offloads the agents switch on where their
+programs redirect). Then the kernel takes the agents' places: the guest and the HA become plain IPv6
 routers, and the core sends the flow through the HA in both directions, as the bidirectional
 tunnel does, so every packet crosses the same hops:
 

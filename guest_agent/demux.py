@@ -14,6 +14,7 @@ leaves from its default source address while its SDP named another of its addres
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import IntEnum
 
 _TCP, _UDP, _ICMPV6 = 6, 17, 58
@@ -62,12 +63,17 @@ class FlowDemux:
         self._flows: dict[FlowKey, tuple[Side, float]] = {}
         self._udp_ports: dict[int, tuple[Side, float]] = {}  # local UDP port -> its side
         self._claimed: dict[int, tuple[Side, float]] = {}  # ports announced in SDP (issue 12)
+        # Called with a flow's key when it is new or changes side (the fast path mirrors it).
+        self.on_new_flow: Callable[[FlowKey, Side], None] | None = None
 
     def note_outbound(self, packet: bytes | memoryview, side: Side, now: float) -> None:
         key = _outbound_key(packet)
         if key is None:
             return
+        known = self._flows.get(key)
         self._flows[key] = (side, now)
+        if self.on_new_flow is not None and (known is None or known[0] != side):
+            self.on_new_flow(key, side)
         if key[0] == _UDP:
             self._udp_ports[key[1]] = (side, now)
         if len(self._flows) > self.max_flows:

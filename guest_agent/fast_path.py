@@ -21,9 +21,16 @@ import socket
 from ipaddress import IPv4Address
 from typing import TYPE_CHECKING, Any
 
+from guest_agent.demux import FlowKey, Side
 from guest_agent.scenario import Scenario
 from netstack.fastpath.attach import detach, enable_tx_offloads
-from netstack.fastpath.guest import GuestFastPath, GuestState
+from netstack.fastpath.guest import (
+    SIDE_GUEST,
+    SIDE_HOST_IPV4,
+    SIDE_HOST_IPV6,
+    GuestFastPath,
+    GuestState,
+)
 from netstack.fastpath.libbpf import BpfError
 from netstack.runtime.afpacket_split import ETH_P_ARP, ETH_P_IP, ETH_P_IPV6
 
@@ -39,6 +46,9 @@ VISITED_LINK_PROTOCOL = ETH_P_IPV6
 HOST_LINK_PROTOCOLS = (ETH_P_IP, ETH_P_IPV6, ETH_P_ARP)
 
 
+_SIDES = {Side.GUEST: SIDE_GUEST, Side.HOST_IPV6: SIDE_HOST_IPV6, Side.HOST_IPV4: SIDE_HOST_IPV4}
+
+
 class AgentFastPath:
     def __init__(self, agent: GuestAgent) -> None:
         self.agent = agent
@@ -46,7 +56,7 @@ class AgentFastPath:
         self.programs: GuestFastPath | None = None
         self.reason: str | None = None
         self._next_read: float | None = None
-        self._ifindex = (0, 0)  # visited, host (read once: the names do not change)
+        self._ifindex = (0, 0, 0)  # visited, host, hoa0 (read once: the names do not change)
 
     @property
     def active(self) -> bool:
@@ -68,18 +78,21 @@ class AgentFastPath:
                              "correspondent's route", cleanup=True)
         try:
             self._ifindex = (socket.if_nametoindex(config.link.interface),
-                             socket.if_nametoindex(config.host_link.interface))
+                             socket.if_nametoindex(config.host_link.interface),
+                             socket.if_nametoindex(config.tun.name))
             self.programs = GuestFastPath(
                 visited_interface=config.link.interface, host_interface=config.host_link.interface
             )
         except (BpfError, OSError) as exc:
             return self._off(f"kernel refused: {exc}")
-        if config.link.offloads:  # the peers read offloads: let super-frames leave whole
-            try:
-                enable_tx_offloads(config.link.interface)
-            except OSError as exc:
-                log.warning("transmit offloads stay off on %s: %s", config.link.interface, exc)
+        for link in (config.link, config.host_link):
+            if link.offloads:  # the peers read offloads: let super-frames leave whole
+                try:
+                    enable_tx_offloads(link.interface)
+                except OSError as exc:
+                    log.warning("transmit offloads stay off on %s: %s", link.interface, exc)
         rows = self.programs.push_table(host.table)
+        host.demux.on_new_flow = self._flow_noted
         host.table.on_change = self._table_changed
         agent.dataplane.on_change = self.sync
         self.sync()
@@ -121,6 +134,7 @@ class AgentFastPath:
             host_link_mac=host.link.mac,
             visited_ifindex=self._ifindex[0],
             host_ifindex=self._ifindex[1],
+            local_ifindex=self._ifindex[2],
             ipv6_mtu=config.tun.mtu,
             lowest_ipv6_mtu=host.translation.translator.config.lowest_ipv6_mtu,
             ipv4_mtu=config.host_link.host_mtu,
@@ -153,6 +167,20 @@ class AgentFastPath:
         if tls is not None and tls.enabled:
             ports |= set(tls.ports)
         return frozenset(ports)
+
+    def _flow_noted(self, key: FlowKey, side: Side) -> None:
+        """A flow the Python path carried out: the programs learn whose it is (receive routine
+        120), so its super-frames coming back find their side (hoa0's cannot reach Python)."""
+        if self.programs is None:
+            return
+        proto, local_port, remote, remote_port = key
+        if proto != 6 and proto != 17:
+            return
+        try:
+            self.programs.note_flow(remote, local_port, remote_port, proto, _SIDES[side])
+        except BpfError as exc:
+            self.agent.counters["fastpath_map_errors"] += 1
+            log.warning("flow not mirrored: %s", exc)
 
     def _table_changed(self, entry: TranslationEntry, added: bool) -> None:
         if self.programs is None:

@@ -247,6 +247,12 @@ def up(options: UpOptions) -> str:
     cn_daemon = options.ro or ipsec.end_to_end
     if not vm_guest and not cn_daemon:
         enable_tx_offloads(namespace(prefix, CN_LINK_OFFLOAD_END[0]), CN_LINK_OFFLOAD_END[1])
+    # Super-frames from the CN to the home address travel whole to the guest when its fast
+    # path takes them: the HA's [fastpath] super_frames and the CN's TSO go together.
+    super_frames = (not vm_guest and not cn_daemon and options.fastpath and not ipsec.mobility
+                    and not options.nemo and not options.hmip)
+    if super_frames:
+        enable_tx_offloads(namespace(prefix, "cn"), "eth0")
     if not cn_daemon:
         for address in CN_EXTRA_ADDRESSES:  # cn1..cn5.example (pool-exhaustion test)
             # Deprecated, so the CN's unconnected UDP replies (iperf3 -u) still come from ::1001.
@@ -268,7 +274,7 @@ def up(options: UpOptions) -> str:
                          ipsec=ipsec, offloads=not vm_guest,
                          guest_extra=gateway.guest_tables(sdir) if options.tls_gateway else None,
                          route_optimisation=options.ro,
-                         fastpath=options.fastpath)
+                         fastpath=options.fastpath, super_frames=super_frames)
     if options.sip:
         sip.write_alg_config(sdir, enabled=options.sip_alg)
     if options.hmip:

@@ -132,9 +132,8 @@ THREADED_NAPI_ENDS = frozenset({("guest", "eth1")})
 # The core's link to the CN keeps its transmit offloads (super-frames reach the CN whole, as
 # from a NIC with TSO) when the CN is the plain kernel stack; with the userspace CN (route
 # optimisation, end-to-end ESP) it reads that link with a plain packet socket and they stay off.
-# The CN's own end keeps them off: a super-frame from the CN to a home address would leave
-# the HA's fast path for its Python path (the guest's packet socket cannot read an
-# IPv6-in-IPv6 GSO frame), so the CN sends MTU-sized frames.
+# The CN's own end sends super-frames only when the guest's fast path takes them back (the
+# HA's [fastpath] super_frames, testbed.up): a packet socket cannot read an IPv6-in-IPv6 one.
 CN_LINK_OFFLOAD_END = ("core", "eth3")
 
 # The interface radvd advertises on, per router node.

@@ -24,11 +24,12 @@ from netstack.translate.table import TranslationEntry, TranslationTable
 
 PROGRAMS = ("host_ingress", "visited_ingress")
 STATS = ("out_translated", "out_passthrough", "in_translated", "in_passthrough",
-         "passed_host_link", "passed_visited_link", "errors")  # fmt: skip
+         "passed_host_link", "passed_visited_link", "errors", "in_local")  # fmt: skip
 SIDE_HOST_IPV6 = 1
 SIDE_HOST_IPV4 = 2
+SIDE_GUEST = 3  # the guest's own applications (hoa0)
 
-_STATE = struct.Struct("<16s16s16s12s4s4s4s4s6s6s6s6s6s2xIIHHHBBBB2x")
+_STATE = struct.Struct("<16s16s16s12s4s4s4s4s6s6s6s6s6s2xIIHHHBBBB2xI")
 _V4_VALUE = struct.Struct("<16sQQ")
 _V6_VALUE = struct.Struct("<4s4xQQ")
 _FLOW_KEY = struct.Struct("<16s2s2sB3x")
@@ -61,6 +62,7 @@ class GuestState:
     tunnel_up: bool = False
     translate: bool = False
     passthrough: bool = False
+    local_ifindex: int = 0  # hoa0, where the guest's own super-frames go
 
     def pack(self) -> bytes:
         return _STATE.pack(
@@ -70,7 +72,7 @@ class GuestState:
             self.visited_mac, self.host_mac or _ZERO_MAC, self.host_ipv6_mac or _ZERO_MAC,
             self.host_link_mac, self.visited_ifindex, self.host_ifindex, self.ipv6_mtu,
             self.lowest_ipv6_mtu, self.ipv4_mtu, self.tunnel_up, self.translate,
-            self.passthrough, self.prefix64 is not None,
+            self.passthrough, self.prefix64 is not None, self.local_ifindex,
         )  # fmt: skip
 
 

@@ -22,7 +22,7 @@ PROGRAM = "home_link_ingress"
 STATS = ("intercepted", "detunnelled", "passed", "errors")
 DEFAULT_MAX_BINDINGS = 131072
 
-_STATE = struct.Struct("<16s16s16s6s6sIHBx")
+_STATE = struct.Struct("<16s16s16s6s6sIHBB")
 _BINDING = struct.Struct("<16sQQ")
 _U32 = struct.Struct("<I")
 _ZERO_MAC = b"\x00" * 6
@@ -37,6 +37,7 @@ class HomeAgentState:
     ifindex: int
     mtu: int = 1500
     enabled: bool = True
+    super_frames: bool = False  # [fastpath] super_frames: TCP GSO frames tunnelled whole
 
     def pack(self) -> bytes:
         return _STATE.pack(
@@ -48,6 +49,7 @@ class HomeAgentState:
             self.ifindex,
             self.mtu,
             self.enabled,
+            self.super_frames,
         )
 
 

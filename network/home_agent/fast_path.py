@@ -86,6 +86,7 @@ class HomeAgentFastPathControl:
                 router_mac=daemon.dataplane.next_hop_mac,
                 ifindex=self._ifindex,
                 mtu=daemon.dataplane.link_mtu,
+                super_frames=self.section.super_frames,
             ))
         except BpfError as exc:
             daemon.counters["fastpath_map_errors"] += 1
@@ -113,7 +114,8 @@ class HomeAgentFastPathControl:
     def as_dict(self) -> dict[str, Any]:
         if self.programs is None:
             return {"active": False, "reason": self.reason}
-        out: dict[str, Any] = {"active": True, "reason": None, **self.programs.as_dict()}
+        out: dict[str, Any] = {"active": True, "reason": None, **self.programs.as_dict(),
+                               "super_frames": self.section.super_frames}
         if out["maps"]["bindings"] <= STATUS_BINDINGS:  # per binding, while the list is short
             out["bindings"] = {str(IPv6Address(hoa)): {"packets": packets, "bytes": size}
                                for hoa, (packets, size) in self.programs.binding_counters().items()}

@@ -137,11 +137,13 @@ def write_configs(state_dir: str, *, refuse_home_address: bool = False,
                   translation: TranslationOptions | None = None,
                   ipsec: IpsecOptions | None = None, offloads: bool = False,
                   guest_extra: Mapping[str, Mapping[str, TomlValue]] | None = None,
-                  route_optimisation: bool = False, fastpath: bool = True) -> None:
+                  route_optimisation: bool = False, fastpath: bool = True,
+                  super_frames: bool = False) -> None:
     """Both agents' config files. `offloads`: the agents read their links with
     PACKET_VNET_HDR, so the bed's veths may keep TSO/GRO (topology.OFFLOAD_ENDS).
     `guest_extra`: more tables of guest.toml (e.g. issue 13's [tls_gateway]).
-    `fastpath`: [fastpath] enabled (issue 14; `testbed up --no-fastpath` turns it off)."""
+    `fastpath`: [fastpath] enabled (issue 14; `testbed up --no-fastpath` turns it off);
+    `super_frames`: the HA tunnels TCP super-frames whole (the guest's fast path takes them)."""
     guest_tables = {**guest_config(state_dir, translation), **(guest_extra or {})}
     for node, tables in ((GUEST, guest_tables),
                          (HOME_AGENT_NODE, home_agent_config(state_dir,
@@ -154,6 +156,8 @@ def write_configs(state_dir: str, *, refuse_home_address: bool = False,
             apply_ipsec_config(tables, node, state_dir, ipsec)
         if node == HOME_AGENT_NODE or "fastpath" in (_sections_the_agent_reads() or ()):
             tables["fastpath"] = {"enabled": fastpath}
+            if node == HOME_AGENT_NODE and super_frames:
+                tables["fastpath"]["super_frames"] = True
         if route_optimisation and node == GUEST:  # issue 9: testbed up --ro
             from provisioning.nodes.route_optimisation import guest_tables
 

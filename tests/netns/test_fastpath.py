@@ -91,6 +91,33 @@ def test_programs_maps_and_counters_while_ipv4_apps_run(bed: BedHandle) -> None:
     assert row["idle"] < 5
 
 
+def test_super_frames_from_the_cn_reach_the_host_and_hoa0_whole(bed: BedHandle, tmp_path: Path) -> None:
+    """The CN sends with TSO: the HA tunnels its super-frames whole ([fastpath] super_frames),
+    the guest translates them for the host (IPv4) or puts them into hoa0 (its own curl)."""
+    wait_registered(bed, VISITED_B)
+    big = Path(bed.state_dir) / "www" / "big"
+    segments = big.stat().st_size // 1400  # what MTU-sized packets would number
+    before = bed.status()
+    assert fastpath(before, "ha")["super_frames"] is True  # the lite bed's default
+    for node, argv in (("host", ["curl", "-4", "http://cn.example/big"]),
+                       ("guest", ["curl", "-6", f"http://[{CN_ADDRESS}]/big"])):
+        out = tmp_path / f"{node}.bin"
+        done = bed.exec(node, *argv[:-1], "-s", "-S", "--fail", "--max-time", "60", "-o", str(out),
+                        argv[-1], timeout=70)
+        assert done.returncode == 0, done.stderr.decode()[-300:]
+        assert sha256_file(out) == sha256_file(big), node
+    after = bed.status()
+    guest_before, guest = fastpath(before, "guest")["packets"], fastpath(after, "guest")["packets"]
+    translated = guest["in_translated"] - guest_before["in_translated"]
+    local = guest["in_local"] - guest_before["in_local"]
+    intercepted = (fastpath(after, "ha")["packets"]["intercepted"]
+                   - fastpath(before, "ha")["packets"]["intercepted"])
+    # carried by the programs, and in far fewer runs than segments: whole super-frames
+    assert 0 < translated < segments / 2, (translated, segments)
+    assert 0 < local < segments / 2, (local, segments)
+    assert translated + local <= intercepted < segments, (intercepted, segments)
+
+
 def test_restarts_rebuild_the_maps(bed: BedHandle) -> None:
     wait_registered(bed, VISITED_B)
     rows = len(table_rows(bed.status(), "translation_table"))

@@ -203,3 +203,17 @@ def test_claimed_udp_port_goes_to_its_side_before_any_packet() -> None:
     assert demux.classify(in_udp(dport=40000), 1.0) is Side.HOST_IPV6
     demux.prune(11.0)
     assert demux.classify(in_udp(dport=40000), 11.0) is Side.HOST_IPV4
+
+
+def test_new_flows_and_side_changes_are_reported_once() -> None:
+    """The fast path mirrors the flow table (issue 14): told of new flows, not of every packet."""
+    demux = FlowDemux(Side.HOST_IPV4)
+    seen: list[tuple[tuple[int, int, bytes, int], Side]] = []
+    demux.on_new_flow = lambda key, side: seen.append((key, side))
+    demux.note_outbound(out_tcp(), Side.GUEST, 0.0)
+    demux.note_outbound(out_tcp(), Side.GUEST, 1.0)
+    demux.note_outbound(out_tcp(), Side.HOST_IPV6, 2.0)
+    demux.note_outbound(out_udp(), Side.GUEST, 3.0)
+    cn = bytes.fromhex("20010db8000500000000000000000007")
+    assert seen == [((6, 50000, cn, 80), Side.GUEST), ((6, 50000, cn, 80), Side.HOST_IPV6),
+                    ((17, 40000, cn, 53), Side.GUEST)]

@@ -93,7 +93,24 @@ def test_home_agent_falls_back_too(monkeypatch) -> None:
 
 
 def test_state_struct_matches_the_c_layout() -> None:
-    assert len(GuestState().pack()) == 128  # sizeof(struct guest_state)
+    assert len(GuestState().pack()) == 132  # sizeof(struct guest_state)
+    assert GuestState(local_ifindex=7).pack()[-4:] == (7).to_bytes(4, "little")
+
+
+def test_home_agent_state_carries_the_super_frames_switch() -> None:
+    from ipaddress import IPv6Network
+
+    from netstack.fastpath.home_agent import HomeAgentState
+
+    state = HomeAgentState(bytes(16), IPv6Network("2001:db8:6::/64"), bytes(6), None, 1)
+    assert len(state.pack()) == 68  # sizeof(struct ha_state)
+    assert state.pack()[-2:] == b"\x01\x00"  # enabled, super_frames off by default
+    state.super_frames = True
+    assert state.pack()[-1:] == b"\x01"
+
+
+def test_super_frames_is_off_unless_configured() -> None:
+    assert HomeAgentConfig().fastpath.super_frames is False
 
 
 def test_object_builds_with_clang() -> None:

@@ -21,6 +21,14 @@
 #define PROTO_UDP 17
 #define PROTO_IPV6 41
 #define TCP_CSUM_OFF 16
+#define TCP_DOFF_OFF 12
+
+#ifndef BPF_F_ADJ_ROOM_DECAP_L3_IPV6
+#define BPF_F_ADJ_ROOM_DECAP_L3_IPV6 (1ULL << 8) /* Linux 6.3; the Debian 12 headers predate it */
+#endif
+/* Removing a tunnel header from a super-frame: keep its segment size, drop its tunnel GSO
+ * type (the kernel then cuts it as plain TCP/IPv6, or hands it whole to a local socket). */
+#define DECAP_FLAGS(gso) ((gso) ? BPF_F_ADJ_ROOM_FIXED_GSO | BPF_F_ADJ_ROOM_DECAP_L3_IPV6 : 0)
 #define UDP_CSUM_OFF 6
 #define OUTER_HOP_LIMIT 64 /* netstack.wire.ip6ip6.encapsulate's default */
 

@@ -10,7 +10,9 @@
  *   visited_ingress on virtual network 14 (the visited link):
  *                   IPv6-in-IPv6 HA -> CoA -> step 510 (decapsulate) -> step 511 (RFC 7915
  *                   section 5) -> redirect to the host; or, for a host IPv6 flow, decapsulate
- *                   only.
+ *                   only. TCP super-frames (the HA tunnels them whole with `super_frames`)
+ *                   are carried whole, to the host or, for the guest's own flows, into the
+ *                   ingress of hoa0: a packet socket could not read them.
  *
  * Everything else is passed on (TC_ACT_OK) to the Python path, unchanged: ICMP and ICMPv6,
  * fragments, IPv4 options, extension headers, TTL/hop limit <= 1, UDP checksum 0, packets
@@ -50,6 +52,7 @@ struct guest_state {
 	__u8 passthrough;	   /* scenario 10001 on (host IPv6 apps) */
 	__u8 prefix_ok;
 	__u8 pad1[2];
+	__u32 local_ifindex;	   /* hoa0: the guest's own applications */
 };
 
 struct v4_value {
@@ -82,6 +85,7 @@ enum {
 	ST_PASSED_HOST,
 	ST_PASSED_VISITED,
 	ST_ERRORS,
+	ST_IN_LOCAL,
 	ST_MAX,
 };
 
@@ -133,6 +137,7 @@ STATS_MAP(stats, ST_MAX);
 
 #define SIDE_HOST_IPV6 1
 #define SIDE_HOST_IPV4 2
+#define SIDE_GUEST 3 /* pushed by Python: flows of the guest's own applications (hoa0) */
 
 static __always_inline int pass(__u32 index)
 {
@@ -330,7 +335,7 @@ struct in4_headers {
 } __attribute__((packed));
 
 static __always_inline int to_host_ipv4(struct __sk_buff *skb, struct guest_state *st,
-					struct ipv6_hdr_raw *inner, __u8 *l4)
+					struct ipv6_hdr_raw *inner, __u8 *l4, __u32 gso)
 {
 	__u8 proto = inner->next_header;
 	if (!st->translate || mac_zero(st->host_mac) || inner->hop_limit <= 1)
@@ -339,7 +344,16 @@ static __always_inline int to_host_ipv4(struct __sk_buff *skb, struct guest_stat
 		return pass(ST_PASSED_VISITED);
 	__u32 payload = bpf_ntohs(inner->payload_len);
 	__u32 total = payload + IP4_HLEN;
-	if (total > st->ipv4_mtu)
+	/* a super-frame leaves as segments of gso_size (DF set, ID 0: each is above 1260 octets
+	 * but perhaps the last, which Python would give an ID and no DF) */
+	__u32 largest = total;
+	if (gso) {
+		__u8 doff;
+		if (bpf_skb_load_bytes(skb, ETH_HLEN_ + 2 * IP6_HLEN + TCP_DOFF_OFF, &doff, 1))
+			return pass(ST_PASSED_VISITED);
+		largest = IP4_HLEN + (doff >> 4) * 4 + gso;
+	}
+	if (largest > st->ipv4_mtu)
 		return pass(ST_PASSED_VISITED); /* Packet Too Big from Python */
 	/* Table 230 (step 511): a row, else the RFC 6052 prefix; a new peer needs Python. */
 	__u32 src4;
@@ -385,7 +399,7 @@ static __always_inline int to_host_ipv4(struct __sk_buff *skb, struct guest_stat
 	__u64 flags = BPF_F_PSEUDO_HDR | (proto == PROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0);
 	__u32 host_ifindex = st->host_ifindex;
 	/* The step that may refuse comes first: on refusal the packet is untouched (Python). */
-	if (bpf_skb_adjust_room(skb, -IP6_HLEN, BPF_ADJ_ROOM_MAC, 0))
+	if (bpf_skb_adjust_room(skb, -IP6_HLEN, BPF_ADJ_ROOM_MAC, DECAP_FLAGS(gso)))
 		return pass(ST_PASSED_VISITED);
 	if (bpf_l4_csum_replace(skb, csum_at, 0, (__u32)diff, flags))
 		return fail();
@@ -401,7 +415,7 @@ static __always_inline int to_host_ipv4(struct __sk_buff *skb, struct guest_stat
 	return bpf_redirect(host_ifindex, 0);
 }
 
-static __always_inline int to_host_ipv6(struct __sk_buff *skb, struct guest_state *st)
+static __always_inline int to_host_ipv6(struct __sk_buff *skb, struct guest_state *st, __u32 gso)
 {
 	if (!st->passthrough || mac_zero(st->host_ipv6_mac))
 		return pass(ST_PASSED_VISITED);
@@ -410,7 +424,7 @@ static __always_inline int to_host_ipv6(struct __sk_buff *skb, struct guest_stat
 	mac_copy(eth.src, st->host_link_mac);
 	eth.proto = bpf_htons(ETH_P_IPV6);
 	__u32 host_ifindex = st->host_ifindex;
-	if (bpf_skb_adjust_room(skb, -IP6_HLEN, BPF_ADJ_ROOM_MAC, 0))
+	if (bpf_skb_adjust_room(skb, -IP6_HLEN, BPF_ADJ_ROOM_MAC, DECAP_FLAGS(gso)))
 		return pass(ST_PASSED_VISITED); /* refused: untouched, Python */
 	if (bpf_skb_store_bytes(skb, 0, &eth, sizeof(eth), 0))
 		return fail();
@@ -418,13 +432,33 @@ static __always_inline int to_host_ipv6(struct __sk_buff *skb, struct guest_stat
 	return bpf_redirect(host_ifindex, 0);
 }
 
+/* A super-frame of the guest's own flow: decapsulated into hoa0's ingress, where the guest's
+ * kernel takes it as Python's write to the TUN would (a packet socket cannot read it). */
+static __always_inline int to_guest(struct __sk_buff *skb, struct guest_state *st)
+{
+	__u32 local_ifindex = st->local_ifindex;
+	if (!local_ifindex)
+		return pass(ST_PASSED_VISITED);
+	if (bpf_skb_adjust_room(skb, -IP6_HLEN, BPF_ADJ_ROOM_MAC, DECAP_FLAGS(1)))
+		return pass(ST_PASSED_VISITED);
+	count(&stats, ST_IN_LOCAL, 1);
+	return bpf_redirect(local_ifindex, BPF_F_INGRESS);
+}
+
+/* Receive routine 120's default side for a flow it has not seen (guest_agent.demux). */
+static __always_inline __u32 default_side(const struct guest_state *st)
+{
+	return st->translate ? SIDE_HOST_IPV4 : st->passthrough ? SIDE_HOST_IPV6 : SIDE_GUEST;
+}
+
 SEC("tc")
 int visited_ingress(struct __sk_buff *skb)
 {
 	void *data, *end;
 	struct guest_state *st = get_state();
-	if (!st || !st->tunnel_up || skb->protocol != bpf_htons(ETH_P_IPV6) || skb->gso_size)
+	if (!st || !st->tunnel_up || skb->protocol != bpf_htons(ETH_P_IPV6))
 		return pass(ST_PASSED_VISITED);
+	__u32 gso = skb->gso_size;
 	if (linear(skb, ETH_HLEN_ + 2 * IP6_HLEN + 8, &data, &end))
 		return pass(ST_PASSED_VISITED);
 	struct ipv6_hdr_raw *outer = data + ETH_HLEN_;
@@ -444,7 +478,7 @@ int visited_ingress(struct __sk_buff *skb)
 	    !addr_eq(inner->dst, st->hoa))
 		return pass(ST_PASSED_VISITED);
 	__u8 proto = inner->next_header;
-	if (proto != PROTO_TCP && proto != PROTO_UDP)
+	if (proto != PROTO_TCP && (proto != PROTO_UDP || gso))
 		return pass(ST_PASSED_VISITED);
 	if (python_port(*(__u16 *)l4, *(__u16 *)(l4 + 2)))
 		return pass(ST_PASSED_VISITED);
@@ -454,12 +488,15 @@ int visited_ingress(struct __sk_buff *skb)
 	key.local_port = *(__u16 *)(l4 + 2);
 	key.remote_port = *(__u16 *)l4;
 	key.proto = proto;
-	__u32 *side = bpf_map_lookup_elem(&flows, &key);
-	if (!side)
-		return pass(ST_PASSED_VISITED);
-	if (*side == SIDE_HOST_IPV4)
-		return to_host_ipv4(skb, st, inner, l4);
-	if (*side == SIDE_HOST_IPV6)
-		return to_host_ipv6(skb, st);
-	return pass(ST_PASSED_VISITED);
+	__u32 *found = bpf_map_lookup_elem(&flows, &key);
+	if (!found && !gso)
+		return pass(ST_PASSED_VISITED); /* a new flow: Python decides and records it */
+	__u32 side = found ? *found : default_side(st);
+	if (side == SIDE_HOST_IPV4)
+		return to_host_ipv4(skb, st, inner, l4, gso);
+	if (side == SIDE_HOST_IPV6)
+		return to_host_ipv6(skb, st, gso);
+	if (side == SIDE_GUEST && gso)
+		return to_guest(skb, st);
+	return pass(ST_PASSED_VISITED); /* the guest's own packets: Python writes them to hoa0 */
 }

@@ -9,16 +9,15 @@
  *
  * Everything else is passed on (TC_ACT_OK) to the Python path unchanged: ND, ICMPv6,
  * Mobility Header, ESP, extension headers, hop limit <= 1, packets that would not fit the
- * link MTU (Python answers Packet Too Big), on-link destinations, GSO frames, unknown
- * bindings, and everything while the default router is unresolved.
+ * link MTU (Python answers Packet Too Big), on-link destinations, unknown bindings, and
+ * everything while the default router is unresolved. TCP super-frames (TSO/GRO) for a home
+ * address are encapsulated whole only with `super_frames` on (the mobile nodes decapsulate
+ * them in their own fast path: a packet socket cannot read an IPv6-in-IPv6 super-frame);
+ * else Python cuts them.
  */
 #include "common.h"
 
 char LICENSE[] SEC("license") = "GPL";
-
-#ifndef BPF_F_ADJ_ROOM_DECAP_L3_IPV6
-#define BPF_F_ADJ_ROOM_DECAP_L3_IPV6 (1ULL << 8) /* Linux 6.3; the Debian 12 headers predate it */
-#endif
 
 struct ha_state {
 	__u8 address[16];
@@ -29,7 +28,7 @@ struct ha_state {
 	__u32 ifindex;
 	__u16 mtu;
 	__u8 enabled;
-	__u8 pad;
+	__u8 super_frames; /* TCP GSO frames to a home address are tunnelled whole */
 };
 
 struct binding_value {
@@ -97,7 +96,14 @@ static __always_inline int intercept(struct __sk_buff *skb, struct ha_state *st,
 				     struct ipv6_hdr_raw *ip, struct binding_value *binding)
 {
 	__u32 length = bpf_ntohs(ip->payload_len) + IP6_HLEN;
-	if (ip->hop_limit <= 1 || length + IP6_HLEN > st->mtu)
+	__u32 largest = length; /* the largest packet that leaves: a segment of a super-frame */
+	if (skb->gso_size) {
+		__u8 doff;
+		if (bpf_skb_load_bytes(skb, ETH_HLEN_ + IP6_HLEN + TCP_DOFF_OFF, &doff, 1))
+			return pass();
+		largest = IP6_HLEN + (doff >> 4) * 4 + skb->gso_size;
+	}
+	if (ip->hop_limit <= 1 || largest + IP6_HLEN > st->mtu)
 		return pass(); /* Python drops or answers Packet Too Big */
 	HEADERS(struct intercept_headers, h);
 	tunnel_headers(&h->eth, &h->outer, st->router_mac, st->own_mac,
@@ -155,7 +161,7 @@ static __always_inline int reverse(struct __sk_buff *skb, struct ha_state *st,
 	/* A GRO super-frame of the reverse tunnel leaves as a plain TCP/IPv6 GSO frame (the
 	 * kernel cuts it on the way out): the decap flag clears its tunnel GSO type. */
 	if (bpf_skb_adjust_room(skb, -IP6_HLEN, BPF_ADJ_ROOM_MAC,
-				skb->gso_size ? BPF_F_ADJ_ROOM_FIXED_GSO | BPF_F_ADJ_ROOM_DECAP_L3_IPV6 : 0))
+				DECAP_FLAGS(skb->gso_size)))
 		return pass(); /* refused (e.g. a kernel before 6.3 with a GRO frame): Python */
 	if (bpf_skb_store_bytes(skb, 0, h, sizeof(*h), 0))
 		return fail();
@@ -186,9 +192,10 @@ int home_link_ingress(struct __sk_buff *skb)
 			return pass();
 		return reverse(skb, st, data + ETH_HLEN_, end);
 	}
-	if (skb->gso_size || (ip->next_header != PROTO_TCP && ip->next_header != PROTO_UDP))
-		return pass(); /* super-frames for a home address: Python cuts them (no IPXIP6 GSO
-				* frame reaches a guest that might read it with a packet socket) */
+	if (ip->next_header != PROTO_TCP && ip->next_header != PROTO_UDP)
+		return pass();
+	if (skb->gso_size && (!st->super_frames || ip->next_header != PROTO_TCP))
+		return pass(); /* Python cuts it: no IPXIP6 super-frame for a packet socket */
 	/* Frames addressed to us (proxy ND answers for the home addresses with our MAC). */
 	if (!mac_eq(eth->dst, st->own_mac))
 		return pass();
