@@ -61,7 +61,7 @@ def configure(prefix: str) -> None:
 
     _router(prefix, "guest", "eth0")
     _router(prefix, "ha", "eth0")
-    for node, ifname in (("guest", "eth0"), ("ha", "eth0")):  # as the agents' fast paths do
+    for node, ifname in (("guest", "eth0"), ("guest", "eth1"), ("ha", "eth0")):  # as the agents do
         enable_tx_offloads(namespace(prefix, node), ifname)
     with IPRoute(netns=namespace(prefix, "host")) as ipr:
         _address(ipr, "eth0", HOST_ADDRESS)
