@@ -148,6 +148,7 @@ def render_fastpath(merged: dict[str, Any], console: Console) -> None:
             continue
         maps = ", ".join(f"{k} {v}" for k, v in fastpath.get("maps", {}).items())
         packets = ", ".join(f"{k} {v}" for k, v in fastpath.get("packets", {}).items() if v)
-        table.add_row(node, "eBPF + Python", maps, packets or "0")
+        path = "eBPF + Python" + (", TCP super-frames whole" if fastpath.get("super_frames") else "")
+        table.add_row(node, path, maps, packets or "0")
     if table.row_count:
         console.print(table)

@@ -135,6 +135,11 @@ def test_status_and_demo_show_the_path_of_each_node() -> None:
     text = console.export_text()
     assert "eBPF + Python" in text and "out_translated 5" in text
     assert "Python only (disabled in [fastpath])" in text
+    assert "super-frames" not in text
     assert fastpath_summary(merged) == {"guest": "eBPF, out_translated 5",
                                         "ha": "off: disabled in [fastpath]"}
+    merged["ha"] = {"fastpath": {"active": True, "super_frames": True, "maps": {}, "packets": {}}}
+    console = Console(record=True, width=200)
+    render_fastpath(merged, console)
+    assert "eBPF + Python, TCP super-frames whole" in console.export_text()
 
