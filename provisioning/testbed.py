@@ -198,6 +198,17 @@ def _build_links(prefix: str, skip_node: str | None = None, topology: Topology =
                 enable_threaded_napi(ns, ifname)
 
 
+def super_frames_from_the_cn(options: UpOptions, ipsec: ipsec_keys.IpsecOptions) -> bool:
+    """Whether the CN sends with TSO and the HA tunnels its super-frames whole (issue 14).
+
+    Only where the guest's fast path takes them (lite guest, fast path on, no IPsec on the
+    MN-HA layer, no userspace CN, no NEMO or HMIPv6 nesting): a packet socket cannot read an
+    IPv6-in-IPv6 super-frame, so everywhere else the CN keeps sending MTU-sized frames.
+    """
+    return (options.guest != "vm" and options.fastpath and not ipsec.mobility
+            and not ipsec.end_to_end and not options.ro and not options.nemo and not options.hmip)
+
+
 def _add_routes(prefix: str, topology: Topology = FIG1) -> None:
     for route in topology.routes:
         with IPRoute(netns=namespace(prefix, route.node)) as ipr:
@@ -247,10 +258,7 @@ def up(options: UpOptions) -> str:
     cn_daemon = options.ro or ipsec.end_to_end
     if not vm_guest and not cn_daemon:
         enable_tx_offloads(namespace(prefix, CN_LINK_OFFLOAD_END[0]), CN_LINK_OFFLOAD_END[1])
-    # Super-frames from the CN to the home address travel whole to the guest when its fast
-    # path takes them: the HA's [fastpath] super_frames and the CN's TSO go together.
-    super_frames = (not vm_guest and not cn_daemon and options.fastpath and not ipsec.mobility
-                    and not options.nemo and not options.hmip)
+    super_frames = super_frames_from_the_cn(options, ipsec)
     if super_frames:
         enable_tx_offloads(namespace(prefix, "cn"), "eth0")
     if not cn_daemon:

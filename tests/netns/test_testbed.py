@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from ipaddress import ip_address
+from pathlib import Path
 
 import pytest
 from pyroute2 import IPRoute
@@ -75,10 +76,12 @@ def test_link_settings_for_the_kernel_paths(testbed_no_agents: BedHandle) -> Non
         assert found, (node, ifname, name)
         return found.group(1) == "on"
 
-    # the core's link to the plain-kernel CN sends super-frames; the CN's own end does not
+    # the core's link to the plain-kernel CN sends super-frames; with the fast path on (the
+    # default) the CN's own end does too, and the HA is told to tunnel them whole
     assert feature("core", "eth3", "tcp-segmentation-offload")
     assert feature("core", "eth3", "tx-scatter-gather-fraglist")
-    assert not feature("cn", "eth0", "tcp-segmentation-offload")
+    assert feature("cn", "eth0", "tcp-segmentation-offload")
+    assert "super_frames = true" in (Path(bed.state_dir) / "ha.toml").read_text()
 
 
 @pytest.mark.parametrize("address", ["2001:db8:8::1001", "2001:db8:a::1", "2001:db8:b::1",
