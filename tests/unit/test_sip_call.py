@@ -37,6 +37,12 @@ def test_call_json_has_loss_against_the_far_end() -> None:
     assert out["status"] == 200 and out["setup_ms"] == 7.2
     assert out["rtp"]["host4"]["missing"] == 5 and out["rtp"]["host4"]["loss_ratio"] == 0.02
     assert out["rtp"]["cn"]["missing"] == 0
+    # the far end kept sending after we hung up (our BYE still travelling): not lost ...
+    result.rtp = {"cn": RtpFigures(sent=251, received=250), "host4": RtpFigures(269, 251)}
+    assert result.as_dict()["rtp"]["cn"]["missing"] == 1
+    # ... but a gap while both sent still is
+    result.rtp = {"cn": RtpFigures(sent=251, received=200), "host4": RtpFigures(251, 251)}
+    assert result.as_dict()["rtp"]["cn"]["loss_ratio"] == round(51 / 251, 4)
     failed = CallResult("host4", "cn", status=488, reason="488 Not Acceptable Here").as_dict()
     assert failed["established"] is False and failed["status"] == 488
 
