@@ -35,17 +35,6 @@ AF_INET6 = 10
 VIA = "host (kernel IPv6) -> guest -> ar-b -> core -> HA -> core -> CN (kernel forwarding)"
 
 
-def _index(ipr: IPRoute, ifname: str) -> int:
-    found = ipr.link_lookup(ifname=ifname)
-    if not found:
-        raise CommandFailed(f"interface {ifname} not found")
-    return int(found[0])
-
-
-def _address(ipr: IPRoute, ifname: str, address: str, prefixlen: int = 64) -> None:
-    ipr.addr("add", index=_index(ipr, ifname), address=address, prefixlen=prefixlen, flags=0x02)
-
-
 def _router(prefix: str, node: str, ifname: str) -> None:
     """Kernel IPv6 back on a link an agent would own, and forwarding on."""
     from provisioning import netns
@@ -58,25 +47,22 @@ def _router(prefix: str, node: str, ifname: str) -> None:
 def configure(prefix: str) -> None:
     """Turn an agent-less bed into the kernel forwarding path above."""
     from provisioning.offloads import enable_tx_offloads
+    from provisioning.testbed import _add_address
 
     _router(prefix, "guest", "eth0")
     _router(prefix, "ha", "eth0")
     for node, ifname in (("guest", "eth0"), ("guest", "eth1"), ("ha", "eth0")):  # as the agents do
         enable_tx_offloads(namespace(prefix, node), ifname)
-    with IPRoute(netns=namespace(prefix, "host")) as ipr:
-        _address(ipr, "eth0", HOST_ADDRESS)
-        ipr.route("add", dst="::/0", gateway=GUEST_HOST_SIDE, family=AF_INET6)
-    with IPRoute(netns=namespace(prefix, "guest")) as ipr:
-        _address(ipr, "eth1", GUEST_HOST_SIDE)
-        _address(ipr, "eth0", GUEST_VISITED)
-        ipr.route("add", dst="::/0", gateway=AR_B, family=AF_INET6)
-    with IPRoute(netns=namespace(prefix, "ar-b")) as ipr:
-        ipr.route("add", dst=f"{HOST_LINK}/64", gateway=GUEST_VISITED, family=AF_INET6)
-    with IPRoute(netns=namespace(prefix, "ha")) as ipr:
-        _address(ipr, "eth0", str(HOME_AGENT))
-        ipr.route("add", dst="::/0", gateway=str(HOME_ROUTER), family=AF_INET6)
+    for node, ifname, address in (("host", "eth0", HOST_ADDRESS), ("guest", "eth1", GUEST_HOST_SIDE),
+                                  ("guest", "eth0", GUEST_VISITED), ("ha", "eth0", str(HOME_AGENT))):
+        _add_address(namespace(prefix, node), ifname, f"{address}/64")
+    for node, destination, gateway in (("host", "::/0", GUEST_HOST_SIDE), ("guest", "::/0", AR_B),
+                                       ("ar-b", f"{HOST_LINK}/64", GUEST_VISITED),
+                                       ("ha", "::/0", str(HOME_ROUTER)),
+                                       ("core", f"{HOST_LINK}/64", AR_B_TRANSIT)):
+        with IPRoute(netns=namespace(prefix, node)) as ipr:
+            ipr.route("add", dst=destination, gateway=gateway, family=AF_INET6)
     with IPRoute(netns=namespace(prefix, "core")) as ipr:
-        ipr.route("add", dst=f"{HOST_LINK}/64", gateway=AR_B_TRANSIT, family=AF_INET6)
         # from ar-b (eth2): everything to the HA; from the CN (eth3): the host link to the HA
         ipr.route("add", dst="::/0", gateway=str(HOME_AGENT), table=VIA_HA_OUT, family=AF_INET6)
         ipr.route("add", dst=f"{HOST_LINK}/64", gateway=str(HOME_AGENT), table=VIA_HA_BACK,

@@ -70,10 +70,11 @@ class FlowDemux:
         key = _outbound_key(packet)
         if key is None:
             return
-        known = self._flows.get(key)
+        if self.on_new_flow is not None:  # only while a fast path mirrors the table
+            known = self._flows.get(key)
+            if known is None or known[0] != side:
+                self.on_new_flow(key, side)
         self._flows[key] = (side, now)
-        if self.on_new_flow is not None and (known is None or known[0] != side):
-            self.on_new_flow(key, side)
         if key[0] == _UDP:
             self._udp_ports[key[1]] = (side, now)
         if len(self._flows) > self.max_flows:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from ipaddress import IPv6Address
 
 from provisioning import processes
 from provisioning.topology import CN_ADDRESS
@@ -33,15 +34,20 @@ def write_web_root(directory: str, size: int = BIG_FILE_SIZE) -> None:
         f.write(b"x" * (size - lines * _LINE))
 
 
-def start_services(state_dir: str, namespace: str) -> None:
+def start_http_server(state_dir: str, namespace: str, name: str, address: IPv6Address) -> None:
+    """The bed's web root (index.html, `big`) served on `address` port 80 as process `name`."""
     web_root = os.path.join(state_dir, "www")
     write_web_root(web_root)
     processes.start(state_dir, processes.ProcessSpec(
-        name="cn-http", namespace=namespace,
-        argv=[sys.executable, "-m", "http.server", "--bind", str(CN_ADDRESS),
+        name=name, namespace=namespace,
+        argv=[sys.executable, "-m", "http.server", "--bind", str(address),
               "--directory", web_root, "80"],
-        log=os.path.join(state_dir, "cn-http.log"), cwd=web_root,
+        log=os.path.join(state_dir, f"{name}.log"), cwd=web_root,
     ))
+
+
+def start_services(state_dir: str, namespace: str) -> None:
+    start_http_server(state_dir, namespace, "cn-http", CN_ADDRESS)
     # iperf3 -D would fork away from the pid we record; run it in the foreground instead
     processes.start(state_dir, processes.ProcessSpec(
         name="cn-iperf3", namespace=namespace, argv=["iperf3", "-s"],

@@ -10,13 +10,11 @@
 
 from __future__ import annotations
 
-import os
-import sys
 from ipaddress import IPv6Address
 
 from provisioning import processes
 from provisioning.nodes import stub_node
-from provisioning.nodes.cn import write_web_root
+from provisioning.nodes.cn import start_http_server
 
 CN2 = "cn2"
 CN2_ADDRESS = IPv6Address("2001:db8:8::2001")
@@ -33,13 +31,6 @@ def add_cn2(prefix: str, sdir: str) -> str:
     """Build the `cn2` namespace, link and routes, and start its HTTP server."""
 
     ns = stub_node.build(prefix, CN2, CN2_ADDRESS, CORE_CN2_IFNAME, CORE_CN2_LINK_LOCAL)
-    web_root = os.path.join(sdir, "www")
-    write_web_root(web_root)
-    processes.start(sdir, processes.ProcessSpec(
-        name="cn2-http", namespace=ns,
-        argv=[sys.executable, "-m", "http.server", "--bind", str(CN2_ADDRESS),
-              "--directory", web_root, "80"],
-        log=os.path.join(sdir, "cn2-http.log"), cwd=web_root,
-    ))
+    start_http_server(sdir, ns, "cn2-http", CN2_ADDRESS)
     processes.ensure_running(sdir, "cn2-http")
     return ns

@@ -8,27 +8,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from provisioning import topology
 from tests.netns.conftest import BedHandle, _cli
-from tests.vm.conftest import VM_BED_UP_TIMEOUT, new_prefix, vm_tier_available
+from tests.vm.conftest import bring_up_vm_bed
 
 pytestmark = pytest.mark.vm
 
 
 @pytest.fixture
 def vm_sip_bed() -> Iterator[BedHandle]:
-    reason = vm_tier_available()
-    if reason:
-        pytest.skip(reason)
-    prefix = new_prefix()
-    bed = BedHandle(prefix=prefix, state_dir=topology.state_dir(prefix))
-    try:
-        result = _cli("testbed", "up", "--prefix", prefix, "--guest", "vm", "--sip",
-                      timeout=VM_BED_UP_TIMEOUT)
-        assert result.returncode == 0, f"testbed up --guest vm --sip failed: {result.stderr}"
-        yield bed
-    finally:
-        _cli("testbed", "down", "--prefix", prefix, timeout=120)
+    yield from bring_up_vm_bed("--sip")
 
 
 def test_ipv4_phone_calls_through_the_vm_guest(vm_sip_bed: BedHandle) -> None:
