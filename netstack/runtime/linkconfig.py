@@ -101,9 +101,10 @@ def _set_offloads_off(ifname: str) -> dict[str, bool]:
         ethtool.close()
 
 
-def _offload_state(ethtool: Ethtool, ifname: str) -> dict[str, bool]:
+def _offload_state(ethtool: Ethtool, ifname: str,
+                   names: tuple[str, ...] = OFFLOAD_FEATURES) -> dict[str, bool]:
     features = ethtool.get_features(ifname).features
-    return {name: bool(features[name].enable) for name in OFFLOAD_FEATURES if name in features}
+    return {name: bool(features[name].enable) for name in names if name in features}
 
 
 def _set_features(ifname: str, wanted: dict[str, bool]) -> dict[str, bool]:
@@ -134,13 +135,13 @@ def set_offloads_off(ifname: str) -> dict[str, bool]:
     return call_blocking(_set_offloads_off, ifname)
 
 
-def offload_state(ifname: str) -> dict[str, bool]:
-    """The current state of ``OFFLOAD_FEATURES`` on ``ifname`` (name -> enabled)."""
+def offload_state(ifname: str, names: tuple[str, ...] = OFFLOAD_FEATURES) -> dict[str, bool]:
+    """The current state of ``names`` (default ``OFFLOAD_FEATURES``) on ``ifname``."""
 
     def read() -> dict[str, bool]:
         ethtool = Ethtool()
         try:
-            return _offload_state(ethtool, ifname)
+            return _offload_state(ethtool, ifname, names)
         finally:
             ethtool.close()
 

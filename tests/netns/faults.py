@@ -1,8 +1,9 @@
 """Fault injection for the netns tier (issue 15): loss on a switch port, SIGKILL of a daemon.
 
 Loss: an nftables bridge table in the switch namespace drops `percent`% of the frames that
-enter or leave one port (`numgen random mod 100 < percent`), counting what it dropped. Every
-helper is bounded: the table goes with `clear_loss` or with the bed.
+enter or leave one port (`numgen random mod 100 < percent`), counting what it dropped. While
+it is on, the frames crossing that port are wire-sized (`wire_sized_frames`). Every helper is
+bounded: the table goes with `clear_loss` or with the bed, the link settings are restored.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import signal
 import time
 from collections.abc import Iterator
 
+from netstack.runtime import linkconfig
 from provisioning import netns, processes
 from provisioning.nodes import agents
 from provisioning.topology import GUEST_SWITCH_PORT, SWITCH, namespace
@@ -67,13 +69,57 @@ def clear_loss(prefix: str) -> None:
     _nft(prefix, ["-f", "-"], f"add table bridge {LOSS_TABLE}\ndelete table bridge {LOSS_TABLE}\n")
 
 
+# The lite bed's veths carry super-frames (TSO/GSO kept, GRO at the guest's port: topology.
+# OFFLOAD_ENDS, GRO_ENDS, the fast path's super_frames), up to 64 KB each. A frame dropped by
+# the loss rule would then be ~45 segments lost at once, a burst loss no radio link has: at
+# 20% the guest's 21 MiB download crawled (67 s here, > 240 s in CI, 130 drops instead of
+# ~4,000). While loss is on, the ends that feed the guest's switch port segment in software
+# (as a NIC without TSO would) and its GRO is off, so the rule drops MTU-sized frames.
+SEGMENTATION_FEATURES = ("tx-scatter-gather-fraglist", "tx-gso-list", "tx-tcp-segmentation",
+                         "tx-tcp-ecn-segmentation", "tx-tcp-mangleid-segmentation",
+                         "tx-tcp6-segmentation", "tx-ipxip4-segmentation",
+                         "tx-ipxip6-segmentation", "tx-udp-segmentation")
+GRO_FEATURES = ("rx-gro", "rx-udp-gro-forwarding")
+# (node, interface, features to turn off): the access routers' and the guest's ends towards
+# the switch transmit wire-sized frames; the guest's switch port does not coalesce them.
+WIRE_SIZED_ENDS = (("ar-a", "eth0", SEGMENTATION_FEATURES),
+                   ("ar-b", "eth0", SEGMENTATION_FEATURES),
+                   ("guest", "eth0", SEGMENTATION_FEATURES),
+                   (SWITCH, GUEST_SWITCH_PORT, GRO_FEATURES))
+
+
+def _features(prefix: str, node: str, ifname: str, names: tuple[str, ...],
+              wanted: dict[str, bool] | None = None) -> dict[str, bool]:
+    with netns.inside(namespace(prefix, node)):
+        if wanted is not None:
+            linkconfig.set_features(ifname, wanted)
+        return linkconfig.offload_state(ifname, names)
+
+
 @contextlib.contextmanager
-def loss(prefix: str, percent: int) -> Iterator[None]:
-    set_loss(prefix, percent)
+def wire_sized_frames(prefix: str) -> Iterator[None]:
+    """Frames crossing the guest's switch port are at most one MTU for the duration."""
+    saved: list[tuple[str, str, dict[str, bool]]] = []
     try:
+        for node, ifname, names in WIRE_SIZED_ENDS:
+            saved.append((node, ifname, _features(prefix, node, ifname, names)))
+            after = _features(prefix, node, ifname, names, dict.fromkeys(names, False))
+            still_on = [n for n in names if after.get(n)]
+            assert not still_on, f"{node} {ifname}: cannot turn off {still_on}"
         yield
     finally:
-        clear_loss(prefix)
+        for node, ifname, state in reversed(saved):
+            _features(prefix, node, ifname, tuple(state), state)
+
+
+@contextlib.contextmanager
+def loss(prefix: str, percent: int) -> Iterator[None]:
+    with wire_sized_frames(prefix):
+        set_loss(prefix, percent)
+        try:
+            yield
+        finally:
+            clear_loss(prefix)
 
 
 def kill_and_restart(state_dir: str, node: str, *, down_for: float = 0.5) -> tuple[int, int]:

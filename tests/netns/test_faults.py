@@ -86,7 +86,11 @@ def test_registration_and_transfer_under_loss(bed: BedHandle, tmp_path: Path,
         dropped = faults.loss_counters(bed.prefix)
     assert proc.returncode == 0, err.decode()
     assert sha256_file(out) == sha256_file(big)  # byte-exact
-    assert sum(dropped.values()) > 0, "the loss rule dropped nothing"
+    # per wire-sized frame (faults.wire_sized_frames): the download alone is ~15k segments
+    # towards the guest, so at least half the nominal share of them must have been dropped;
+    # a rule that dropped whole super-frames drops a few hundred (and the transfer crawls)
+    segments = big.stat().st_size // 1500
+    assert dropped.get("out", 0) >= segments * percent / 100 / 2, dropped
     record(f"loss_{percent}", {
         "registration_s": round(took, 2), "bus_sent_for_the_move": bus_sent,
         "transfer_bytes": big.stat().st_size, "transfer_s": round(elapsed, 1),
