@@ -21,7 +21,9 @@ import json
 import os
 import time
 from collections.abc import Callable
+from functools import partial
 from ipaddress import IPv6Address, IPv6Network
+from typing import Any
 
 from benchmarks import kernel_path, tayga
 from benchmarks.report import Measurement, Skipped
@@ -30,6 +32,7 @@ from benchmarks.testbed import (
     CommandFailed,
     _cli,
     cn_ipv4_address,
+    counting_udp6_arrivals,
     iperf3_from_host,
     tcp_measurement,
     teardown,
@@ -42,6 +45,12 @@ PROGRAMS = (("guest", "eth1"), ("guest", "eth0"), ("ha", "eth0"))
 HA_RUNS = 20_000  # single runs: a repeated test run would re-run on the rewritten packet
 
 
+def cn_namespace(prefix: str) -> str:
+    from provisioning.topology import namespace
+
+    return namespace(prefix, "cn")
+
+
 def _up(prefix: str, *extra: str) -> None:
     done = _cli("testbed", "up", "--prefix", prefix, *extra, timeout=120)
     if done.returncode != 0:
@@ -49,17 +58,31 @@ def _up(prefix: str, *extra: str) -> None:
     wait_for_binding(prefix)
 
 
-def _host_runs(prefix: str, label: str, duration: int) -> list[Measurement]:
-    server4 = cn_ipv4_address(prefix)
-    via = f"host IPv4 -> guest ({label}) -> HA -> CN"
+RUNS = (("UDP 100 B host->CN", True, False), ("TCP host->CN", False, False),
+        ("TCP CN->host (-R)", False, True))
+
+
+def _runs(prefix: str, label: str, via: str,
+          iperf3: Callable[[bool, bool], dict[str, Any]]) -> list[Measurement]:
+    """The three iperf3 runs of a bed; iperf3(udp, reverse) runs one from the host. A UDP run
+    also counts what reached the CN's UDP layer (host->CN: the CN receives)."""
     out = []
-    for name, udp, reverse in (("UDP 100 B host->CN", True, False), ("TCP host->CN", False, False),
-                               ("TCP CN->host (-R)", False, True)):
-        data = iperf3_from_host(prefix, server4, udp=udp, duration=duration, reverse=reverse)
-        make = udp_measurement if udp else tcp_measurement
-        out.append(make(GROUP, f"{name} ({label})", data, via))
+    for name, udp, reverse in RUNS:
+        data, arrived = counting_udp6_arrivals(cn_namespace(prefix), partial(iperf3, udp, reverse))
+        row = f"{name} ({label})"
+        out.append(udp_measurement(GROUP, row, data, via, arrived=arrived) if udp
+                   else tcp_measurement(GROUP, row, data, via))
         time.sleep(1.0)
     return out
+
+
+def _host_runs(prefix: str, label: str, duration: int) -> list[Measurement]:
+    server4 = cn_ipv4_address(prefix)
+
+    def iperf3(udp: bool, reverse: bool) -> dict[str, Any]:
+        return iperf3_from_host(prefix, server4, udp=udp, duration=duration, reverse=reverse)
+
+    return _runs(prefix, label, f"host IPv4 -> guest ({label}) -> HA -> CN", iperf3)
 
 
 def _program_ids(prefix: str) -> dict[str, int]:
@@ -96,14 +119,11 @@ def _kernel_reference(prefix: str, duration: int) -> list[Measurement]:
 
     testbed.up(testbed.UpOptions(prefix=prefix, agents=False))
     kernel_path.configure(prefix)
-    out = []
-    for name, udp, reverse in (("UDP 100 B host->CN", True, False), ("TCP host->CN", False, False),
-                               ("TCP CN->host (-R)", False, True)):
-        data = kernel_path.iperf3_from_host(prefix, udp=udp, duration=duration, reverse=reverse)
-        make = udp_measurement if udp else tcp_measurement
-        out.append(make(GROUP, f"{name} (kernel forwarding)", data, kernel_path.VIA))
-        time.sleep(1.0)
-    return out
+
+    def iperf3(udp: bool, reverse: bool) -> dict[str, Any]:
+        return kernel_path.iperf3_from_host(prefix, udp=udp, duration=duration, reverse=reverse)
+
+    return _runs(prefix, "kernel forwarding", kernel_path.VIA, iperf3)
 
 
 def _fastpath_bed(prefix: str, duration: int) -> list[Measurement]:
@@ -182,6 +202,9 @@ def _ratio_rows(results: list[Measurement]) -> list[Measurement]:
     def mbit(m: Measurement) -> float | None:
         return m.mbit_s
 
+    def arrived(m: Measurement) -> float | None:
+        return m.detail.get("arrived_pps")
+
     def ours(name: str) -> Measurement | None:
         return _best(results, GROUP, name, pps if name.startswith("UDP") else mbit)
 
@@ -189,6 +212,9 @@ def _ratio_rows(results: list[Measurement]) -> list[Measurement]:
     pairs: list[tuple[str, Measurement | None, Measurement | None, Callable[[Measurement], float | None]]] = [
         ("UDP pkt/s fast path / TAYGA (its better link setting)", ours("UDP 100 B host->CN (fast path)"),
          _best(results, "tayga", "UDP 100 B v4->v6", pps), pps),
+        ("UDP pkt/s arrived at the receiver's UDP layer, fast path / TAYGA (its better link setting)",
+         _best(results, GROUP, "UDP 100 B host->CN (fast path)", arrived),
+         _best(results, "tayga", "UDP 100 B v4->v6", arrived), arrived),
         ("TCP Mbit/s fast path / TAYGA (its better link setting)", ours("TCP host->CN (fast path)"),
          _best(results, "tayga", "TCP v4->v6", mbit), mbit),
         ("TCP -R Mbit/s fast path / TAYGA (its better link setting)", ours("TCP CN->host (-R) (fast path)"),
@@ -198,6 +224,9 @@ def _ratio_rows(results: list[Measurement]) -> list[Measurement]:
         pairs += [
             (f"UDP pkt/s fast path / {other}", ours("UDP 100 B host->CN (fast path)"),
              ours(f"UDP 100 B host->CN ({other})"), pps),
+            (f"UDP pkt/s arrived at the CN's UDP layer, fast path / {other}",
+             _best(results, GROUP, "UDP 100 B host->CN (fast path)", arrived),
+             _best(results, GROUP, f"UDP 100 B host->CN ({other})", arrived), arrived),
             (f"TCP Mbit/s fast path / {other}", ours("TCP host->CN (fast path)"),
              ours(f"TCP host->CN ({other})"), mbit),
             (f"TCP -R Mbit/s fast path / {other}", ours("TCP CN->host (-R) (fast path)"),

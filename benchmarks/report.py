@@ -82,7 +82,7 @@ def render(results: list[Measurement], skipped: list[Skipped], console: Console)
 
 
 # Detail keys short enough to show in the table's notes column.
-_NOTE_KEYS = ("cpu_percent", "retransmits", "note", "min_ms", "median_ms", "max_ms", "samples")
+_NOTE_KEYS = ("arrived_pps", "cpu_percent", "retransmits", "note", "min_ms", "median_ms", "max_ms", "samples")
 
 
 def to_json(results: list[Measurement], skipped: list[Skipped]) -> dict[str, Any]:

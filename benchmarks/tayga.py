@@ -29,6 +29,7 @@ from pyroute2 import netns as pyroute2_netns
 from benchmarks.report import Measurement, Skipped
 from benchmarks.testbed import (
     CommandFailed,
+    counting_udp6_arrivals,
     iperf3_client_args,
     parse_iperf3,
     tcp_measurement,
@@ -252,8 +253,9 @@ def measure(duration: int, label: str = "") -> list[Measurement]:
     via = f"IPv4 {CLIENT_V4} -> TAYGA -> IPv6 {SERVER_V6}"
     via_r = f"IPv6 {SERVER_V6} -> TAYGA -> IPv4 {CLIENT_V4}"
     results = []
-    data = iperf3_from_client(udp=True, duration=duration, reverse=False)
-    results.append(udp_measurement("tayga", f"UDP 100 B v4->v6{label}", data, via))
+    data, arrived = counting_udp6_arrivals(NS_SERVER, lambda: iperf3_from_client(
+        udp=True, duration=duration, reverse=False))
+    results.append(udp_measurement("tayga", f"UDP 100 B v4->v6{label}", data, via, arrived=arrived))
     data = iperf3_from_client(udp=True, duration=duration, reverse=True)
     results.append(udp_measurement("tayga", f"UDP 100 B v6->v4 (-R){label}", data, via_r))
     data = iperf3_from_client(udp=False, duration=duration, reverse=False)

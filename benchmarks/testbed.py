@@ -80,11 +80,35 @@ def parse_iperf3(text: str) -> dict[str, Any]:
     return data
 
 
-def udp_measurement(group: str, name: str, data: dict[str, Any], via: str) -> Measurement:
+def udp6_arrived(namespace: str) -> int:
+    """Datagrams that reached the IPv6 UDP layer of `namespace` so far: read by a socket
+    (Udp6InDatagrams) or dropped there because the receiver had not read its buffer empty
+    (Udp6RcvbufErrors). Their sum is what the path delivered, whatever the application kept."""
+    from provisioning import netns
+
+    done = netns.run(namespace, ["cat", "/proc/net/snmp6"], timeout=10)
+    counters = dict(line.split()[:2] for line in done.stdout.decode().splitlines()
+                    if len(line.split()) >= 2)
+    return int(counters.get("Udp6InDatagrams", 0)) + int(counters.get("Udp6RcvbufErrors", 0))
+
+
+def counting_udp6_arrivals(namespace: str, run: Callable[[], dict[str, Any]]
+                           ) -> tuple[dict[str, Any], int]:
+    """`run()` (an iperf3 UDP test towards `namespace`) and the datagrams that arrived there."""
+    before = udp6_arrived(namespace)
+    data = run()
+    return data, udp6_arrived(namespace) - before
+
+
+def udp_measurement(group: str, name: str, data: dict[str, Any], via: str,
+                    arrived: int | None = None) -> Measurement:
     """Sent and received packets per second and loss, from an iperf3 UDP run.
 
     iperf3 >= 3.10 reports the sender's view in end.sum_sent and the receiver's in
     end.sum_received; end.sum carries lost_packets (older versions only have end.sum).
+    `arrived` (counting_udp6_arrivals) adds the rate at which datagrams reached the
+    receiver's UDP layer over the sender's seconds (detail "arrived_pps"): a forwarder's
+    rate, where iperf3's received count also holds the receiving process's own limit.
     """
     end = data["end"]
     total = end["sum"]
@@ -109,6 +133,7 @@ def udp_measurement(group: str, name: str, data: dict[str, Any], via: str) -> Me
             "sent_pps": round(sent_packets / sent_seconds),
             "sent_packets": sent_packets,
             "received_packets": received_packets,
+            "arrived_pps": None if arrived is None else round(arrived / sent_seconds),
             "cpu_percent": _cpu(end),
             "via": via,
         },
