@@ -151,6 +151,7 @@ def run_demo(console: Console, prefix: str = "demo", keep: bool = False,
             with console.status("tearing the test bed down..."):
                 testbed_module.down(prefix)
         _own_bed_capabilities(console, report, prefix)
+        _fastpath_capabilities(report, merged)
         _print_capabilities(console, report)
         return report
     finally:
@@ -217,6 +218,26 @@ def _print_capabilities(console: Console, report: DemoReport) -> None:
     for node, summary in report.fastpath.items():
         table.add_row(f"kernel fast path ({node})", escape(summary), "-")
     console.print(table)
+
+
+def fastpath_carried(merged: dict[str, Any]) -> dict[str, bool]:
+    """Per node whose tc programs are loaded: did they carry data packets themselves (not
+    only pass packets on to Python)?"""
+    out = {}
+    for node in ("guest", "ha"):
+        fastpath = merged.get(node, {}).get("fastpath") or {}
+        if fastpath.get("active"):
+            out[node] = any(v for k, v in fastpath.get("packets", {}).items()
+                            if k != "errors" and not k.startswith("passed"))
+    return out
+
+
+def _fastpath_capabilities(report: DemoReport, merged: dict[str, Any]) -> None:
+    """An active fast path is a capability the demo checks (it must have carried the demo's
+    traffic); a node whose kernel refused it stays an informational row with the reason."""
+    for node, carried in fastpath_carried(merged).items():
+        summary = report.fastpath.pop(node, "")
+        report.capabilities.append((f"kernel fast path ({node}, eBPF tc)", summary, carried))
 
 
 def fastpath_summary(merged: dict[str, Any]) -> dict[str, str]:

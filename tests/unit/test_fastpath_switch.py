@@ -122,7 +122,7 @@ def test_object_builds_with_clang() -> None:
 def test_status_and_demo_show_the_path_of_each_node() -> None:
     from rich.console import Console
 
-    from provisioning.demo import fastpath_summary
+    from provisioning.demo import fastpath_carried, fastpath_summary
     from provisioning.status import render_fastpath
 
     merged = {
@@ -138,6 +138,9 @@ def test_status_and_demo_show_the_path_of_each_node() -> None:
     assert "super-frames" not in text
     assert fastpath_summary(merged) == {"guest": "eBPF, out_translated 5",
                                         "ha": "off: disabled in [fastpath]"}
+    assert fastpath_carried(merged) == {"guest": True}  # the HA's is off: no verdict
+    merged["guest"]["fastpath"]["packets"] = {"out_translated": 0, "passed_host_link": 9}
+    assert fastpath_carried(merged) == {"guest": False}  # passing on is not carrying
     merged["ha"] = {"fastpath": {"active": True, "super_frames": True, "maps": {}, "packets": {}}}
     console = Console(record=True, width=200)
     render_fastpath(merged, console)
