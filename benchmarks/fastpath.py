@@ -68,10 +68,12 @@ def _runs(prefix: str, label: str, via: str,
     also counts what reached the CN's UDP layer (host->CN: the CN receives)."""
     out = []
     for name, udp, reverse in RUNS:
-        data, arrived = counting_udp6_arrivals(cn_namespace(prefix), partial(iperf3, udp, reverse))
         row = f"{name} ({label})"
-        out.append(udp_measurement(GROUP, row, data, via, arrived=arrived) if udp
-                   else tcp_measurement(GROUP, row, data, via))
+        if udp:
+            data, arrived = counting_udp6_arrivals(cn_namespace(prefix), partial(iperf3, udp, reverse))
+            out.append(udp_measurement(GROUP, row, data, via, arrived=arrived))
+        else:
+            out.append(tcp_measurement(GROUP, row, iperf3(udp, reverse), via))
         time.sleep(1.0)
     return out
 
@@ -205,15 +207,16 @@ def _ratio_rows(results: list[Measurement]) -> list[Measurement]:
     def arrived(m: Measurement) -> float | None:
         return m.detail.get("arrived_pps")
 
-    def ours(name: str) -> Measurement | None:
-        return _best(results, GROUP, name, pps if name.startswith("UDP") else mbit)
+    def ours(name: str, value: Callable[[Measurement], float | None] | None = None
+             ) -> Measurement | None:
+        return _best(results, GROUP, name, value or (pps if name.startswith("UDP") else mbit))
 
     rows = []
     pairs: list[tuple[str, Measurement | None, Measurement | None, Callable[[Measurement], float | None]]] = [
         ("UDP pkt/s fast path / TAYGA (its better link setting)", ours("UDP 100 B host->CN (fast path)"),
          _best(results, "tayga", "UDP 100 B v4->v6", pps), pps),
         ("UDP pkt/s arrived at the receiver's UDP layer, fast path / TAYGA (its better link setting)",
-         _best(results, GROUP, "UDP 100 B host->CN (fast path)", arrived),
+         ours("UDP 100 B host->CN (fast path)", arrived),
          _best(results, "tayga", "UDP 100 B v4->v6", arrived), arrived),
         ("TCP Mbit/s fast path / TAYGA (its better link setting)", ours("TCP host->CN (fast path)"),
          _best(results, "tayga", "TCP v4->v6", mbit), mbit),
@@ -225,8 +228,8 @@ def _ratio_rows(results: list[Measurement]) -> list[Measurement]:
             (f"UDP pkt/s fast path / {other}", ours("UDP 100 B host->CN (fast path)"),
              ours(f"UDP 100 B host->CN ({other})"), pps),
             (f"UDP pkt/s arrived at the CN's UDP layer, fast path / {other}",
-             _best(results, GROUP, "UDP 100 B host->CN (fast path)", arrived),
-             _best(results, GROUP, f"UDP 100 B host->CN ({other})", arrived), arrived),
+             ours("UDP 100 B host->CN (fast path)", arrived),
+             ours(f"UDP 100 B host->CN ({other})", arrived), arrived),
             (f"TCP Mbit/s fast path / {other}", ours("TCP host->CN (fast path)"),
              ours(f"TCP host->CN ({other})"), mbit),
             (f"TCP -R Mbit/s fast path / {other}", ours("TCP CN->host (-R) (fast path)"),

@@ -16,12 +16,11 @@ ratio against this path measures. Documentation addresses only; the host link pr
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from pyroute2 import IPRoute
 
-from benchmarks.testbed import CommandFailed, iperf3_client_args, parse_iperf3
+from benchmarks.testbed import iperf3_client_args, iperf3_in
 from provisioning.topology import CN_ADDRESS, HOME_AGENT, HOME_ROUTER, namespace
 
 HOST_LINK = "2001:db8:f1::"
@@ -72,17 +71,6 @@ def configure(prefix: str) -> None:
 
 
 def iperf3_from_host(prefix: str, *, udp: bool, duration: int, reverse: bool) -> dict[str, Any]:
-    from provisioning import netns
-
     argv = iperf3_client_args(str(CN_ADDRESS), udp=udp, duration=duration, bind=HOST_ADDRESS,
                               reverse=reverse)
-    last: CommandFailed | None = None
-    for _attempt in range(5):  # the server may still close the previous test
-        done = netns.run(namespace(prefix, "host"), argv, timeout=duration + 30)
-        try:
-            return parse_iperf3(done.stdout.decode(errors="replace"))
-        except CommandFailed as exc:
-            last = exc
-            time.sleep(0.5)
-    assert last is not None
-    raise last
+    return iperf3_in(prefix, "host", argv, duration)

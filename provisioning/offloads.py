@@ -22,6 +22,16 @@ def set_offloads_off(namespace: str, ifname: str) -> list[str]:
     return sorted(name for name, enabled in state.items() if enabled)
 
 
+def link_features(namespace: str, ifname: str, wanted: dict[str, bool] | None = None,
+                  names: tuple[str, ...] = ()) -> dict[str, bool]:
+    """Set the ethtool features `wanted` on `ifname` in `namespace` (if given); returns the
+    state read back of `names`, or of the features set."""
+    with netns.inside(namespace):
+        if wanted is not None:
+            linkconfig.set_features(ifname, wanted)
+        return linkconfig.offload_state(ifname, names or tuple(wanted or ()))
+
+
 # Hold GRO aggregates this long (ns) across NAPI polls: an AF_PACKET sender hands the veth
 # one frame per softirq, so without it nothing would ever be coalesced. Measured here: 5 us
 # coalesces almost nothing (TCP 280 Mbit/s), 20-200 us are within 5% of each other; 100 us
@@ -35,8 +45,7 @@ def enable_gro(namespace: str, ifname: str) -> None:
     UDP is coalesced too (rx-udp-gro-forwarding): datagrams of one flow and size that are
     not for a local socket become one UDP GSO frame.
     """
-    with netns.inside(namespace):
-        linkconfig.set_features(ifname, {"rx-gro": True, "rx-udp-gro-forwarding": True})
+    link_features(namespace, ifname, {"rx-gro": True, "rx-udp-gro-forwarding": True})
     netns.write_sysfs(namespace, f"class/net/{ifname}/gro_flush_timeout", GRO_FLUSH_TIMEOUT_NS)
 
 

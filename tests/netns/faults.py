@@ -15,9 +15,9 @@ import signal
 import time
 from collections.abc import Iterator
 
-from netstack.runtime import linkconfig
 from provisioning import netns, processes
 from provisioning.nodes import agents
+from provisioning.offloads import link_features
 from provisioning.topology import GUEST_SWITCH_PORT, SWITCH, namespace
 
 LOSS_TABLE = "m6loss"
@@ -88,28 +88,21 @@ WIRE_SIZED_ENDS = (("ar-a", "eth0", SEGMENTATION_FEATURES),
                    (SWITCH, GUEST_SWITCH_PORT, GRO_FEATURES))
 
 
-def _features(prefix: str, node: str, ifname: str, names: tuple[str, ...],
-              wanted: dict[str, bool] | None = None) -> dict[str, bool]:
-    with netns.inside(namespace(prefix, node)):
-        if wanted is not None:
-            linkconfig.set_features(ifname, wanted)
-        return linkconfig.offload_state(ifname, names)
-
-
 @contextlib.contextmanager
 def wire_sized_frames(prefix: str) -> Iterator[None]:
     """Frames crossing the guest's switch port are at most one MTU for the duration."""
-    saved: list[tuple[str, str, dict[str, bool]]] = []
+    saved: list[tuple[str, str, dict[str, bool]]] = []  # (namespace, interface, state)
     try:
         for node, ifname, names in WIRE_SIZED_ENDS:
-            saved.append((node, ifname, _features(prefix, node, ifname, names)))
-            after = _features(prefix, node, ifname, names, dict.fromkeys(names, False))
+            ns = namespace(prefix, node)
+            saved.append((ns, ifname, link_features(ns, ifname, names=names)))
+            after = link_features(ns, ifname, dict.fromkeys(names, False))
             still_on = [n for n in names if after.get(n)]
             assert not still_on, f"{node} {ifname}: cannot turn off {still_on}"
         yield
     finally:
-        for node, ifname, state in reversed(saved):
-            _features(prefix, node, ifname, tuple(state), state)
+        for ns, ifname, state in reversed(saved):
+            link_features(ns, ifname, state)
 
 
 @contextlib.contextmanager

@@ -184,6 +184,20 @@ static __always_inline void tunnel_headers(struct eth_raw *eth, struct ipv6_hdr_
 		__type(value, __u64);                                                          \
 	} name SEC(".maps")
 
+/* The largest packet a TCP frame leaves as, its IP header `l3_len` octets and its TCP header
+ * at `tcp_at` in the frame: the frame itself (`whole` octets), or for a super-frame one
+ * segment of gso_size. 0 when the TCP header cannot be read (the caller passes it on). */
+static __always_inline __u32 largest_packet(struct __sk_buff *skb, __u32 whole, __u32 gso,
+					    __u32 tcp_at, __u32 l3_len)
+{
+	__u8 doff;
+	if (!gso)
+		return whole;
+	if (bpf_skb_load_bytes(skb, tcp_at + TCP_DOFF_OFF, &doff, 1))
+		return 0;
+	return l3_len + (doff >> 4) * 4 + gso;
+}
+
 static __always_inline void count(void *map, __u32 index, __u64 n)
 {
 	__u64 *slot = bpf_map_lookup_elem(map, &index);

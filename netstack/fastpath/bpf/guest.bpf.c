@@ -346,14 +346,8 @@ static __always_inline int to_host_ipv4(struct __sk_buff *skb, struct guest_stat
 	__u32 total = payload + IP4_HLEN;
 	/* a super-frame leaves as segments of gso_size (DF set, ID 0: each is above 1260 octets
 	 * but perhaps the last, which Python would give an ID and no DF) */
-	__u32 largest = total;
-	if (gso) {
-		__u8 doff;
-		if (bpf_skb_load_bytes(skb, ETH_HLEN_ + 2 * IP6_HLEN + TCP_DOFF_OFF, &doff, 1))
-			return pass(ST_PASSED_VISITED);
-		largest = IP4_HLEN + (doff >> 4) * 4 + gso;
-	}
-	if (largest > st->ipv4_mtu)
+	__u32 largest = largest_packet(skb, total, gso, ETH_HLEN_ + 2 * IP6_HLEN, IP4_HLEN);
+	if (!largest || largest > st->ipv4_mtu)
 		return pass(ST_PASSED_VISITED); /* Packet Too Big from Python */
 	/* Table 230 (step 511): a row, else the RFC 6052 prefix; a new peer needs Python. */
 	__u32 src4;

@@ -96,14 +96,9 @@ static __always_inline int intercept(struct __sk_buff *skb, struct ha_state *st,
 				     struct ipv6_hdr_raw *ip, struct binding_value *binding)
 {
 	__u32 length = bpf_ntohs(ip->payload_len) + IP6_HLEN;
-	__u32 largest = length; /* the largest packet that leaves: a segment of a super-frame */
-	if (skb->gso_size) {
-		__u8 doff;
-		if (bpf_skb_load_bytes(skb, ETH_HLEN_ + IP6_HLEN + TCP_DOFF_OFF, &doff, 1))
-			return pass();
-		largest = IP6_HLEN + (doff >> 4) * 4 + skb->gso_size;
-	}
-	if (ip->hop_limit <= 1 || largest + IP6_HLEN > st->mtu)
+	/* what leaves: the packet, or a segment of a super-frame */
+	__u32 largest = largest_packet(skb, length, skb->gso_size, ETH_HLEN_ + IP6_HLEN, IP6_HLEN);
+	if (!largest || ip->hop_limit <= 1 || largest + IP6_HLEN > st->mtu)
 		return pass(); /* Python drops or answers Packet Too Big */
 	HEADERS(struct intercept_headers, h);
 	tunnel_headers(&h->eth, &h->outer, st->router_mac, st->own_mac,
